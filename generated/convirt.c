@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k6_fused_scale_addc:
  *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -668,27 +691,30 @@ static void k298_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1006 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k303_matmul:
- *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k304_add:
- *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k304_matmul_add:
+ *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k307_gather:
@@ -779,30 +805,28 @@ static void k321_fused_add_mul(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k325_matmul:
- *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k327_add:
- *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k327_matmul_add:
+ *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k329_permute:
@@ -822,25 +846,6 @@ static void k329_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k346_matmul:
- *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %771 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %913 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k352_fused_scale_addc_neg:
  *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -851,17 +856,31 @@ static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k353_fused_add_mul_scale:
- *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k353_matmul_add_mul_scale:
+ *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k354_max:
@@ -885,7 +904,7 @@ static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k358_mul:
@@ -923,9 +942,7 @@ static void k360_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k361_div:
  *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %773 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %915 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -969,34 +986,46 @@ static void k363_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k371_fused_add_add:
- *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k371_matmul_add_add:
+ *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k388_matmul:
- *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k390_add:
- *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k390_matmul_add:
+ *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k391_gelu:
@@ -1008,11 +1037,26 @@ static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k395_matmul:
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k398_matmul_add_add:
+ *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k502_slice:
@@ -1024,19 +1068,23 @@ static void k502_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k506_matmul:
- *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k507_add:
- *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k507_matmul_add:
+ *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k516_fused_sum_square:
@@ -1093,18 +1141,22 @@ static void k524_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k525_matmul:
- *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k526_scale:
- *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k526_matmul_scale:
+ *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k527_eye:
@@ -1133,7 +1185,7 @@ static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k532_sum:
@@ -1190,7 +1242,7 @@ static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k543_sum:
@@ -1580,13 +1632,6 @@ static void k714_fused_add_id(real *restrict out, const real *restrict in0, cons
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k720_matmul:
- *   %720 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %862 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k720_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k721_matmul:
  *   %721 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %863 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -1594,14 +1639,25 @@ static void k721_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k724_fused_mul_gelu_grad:
- *   %724 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k724_matmul_mul_gelu_grad:
+ *   %724 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %720 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %723 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %866 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k724_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %866 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k724_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k725_sum:
@@ -1672,12 +1728,11 @@ static void k760_fused_add_add_id(real *restrict out, const real *restrict in0, 
 
 /* k766_matmul:
  *   %766 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %804 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %814 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %825 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %908 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %946 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %956 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %967 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k766_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -1713,6 +1768,31 @@ static void k772_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
+/* k773_matmul_div:
+ *   %773 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %771 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %915 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k773_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k778_fused_mul_sum_neg_mul:
  *   %778 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %776 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -1742,14 +1822,26 @@ static void k794_fused_scale_mul_mul_mul(real *restrict out, const real *restric
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k828_fused_add_add:
- *   %828 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k828_matmul_add_add:
+ *   %828 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %804 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %817 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %970 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k828_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %970 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k828_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k1001_scatter_add:
@@ -1780,16 +1872,28 @@ static void k1002_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1004_matmul:
- *   %1004 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1004_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k1005_matmul:
  *   %1005 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k1005_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1006_matmul_scale:
+ *   %1006 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %1004 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k1006_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k1008_id:
@@ -2004,14 +2108,17 @@ static void k1055_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2051,14 +2158,17 @@ static void k1146_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2256,14 +2366,17 @@ static void k1191_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2303,14 +2416,17 @@ static void k1282_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2510,14 +2626,17 @@ static void k1327_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2545,14 +2664,17 @@ static void k1418_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2704,7 +2826,7 @@ static void k1460_matmul(real *restrict out, const real *restrict in0, const rea
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[561] = {
+static reclf_prof_entry prof[537] = {
     {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -2809,8 +2931,7 @@ static reclf_prof_entry prof[561] = {
     {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
     {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -2818,18 +2939,14 @@ static reclf_prof_entry prof[561] = {
     {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -2838,34 +2955,27 @@ static reclf_prof_entry prof[561] = {
     {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -2874,34 +2984,29 @@ static reclf_prof_entry prof[561] = {
     {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -2948,9 +3053,8 @@ static reclf_prof_entry prof[561] = {
     {"k714_fused_add_id", "%714 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k688_sum", "%715 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k690_sum", "%717 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k720_matmul", "%720 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k721_matmul", "%721 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k724_fused_mul_gelu_grad", "%724 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k724_matmul_mul_gelu_grad", "%724 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k725_sum", "%725 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k727_sum", "%727 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k730_matmul", "%730 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -2970,9 +3074,8 @@ static reclf_prof_entry prof[561] = {
     {"k766_matmul", "%766 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k767_matmul", "%767 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%770 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%771 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k772_matmul", "%772 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%773 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k773_matmul_div", "%773 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k778_fused_mul_sum_neg_mul", "%778 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k794_fused_scale_mul_mul_mul", "%794 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%795 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -2980,7 +3083,6 @@ static reclf_prof_entry prof[561] = {
     {"k363_permute", "%797 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k688_sum", "%799 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k690_sum", "%801 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%804 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k767_matmul", "%805 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%807 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k688_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -2992,7 +3094,7 @@ static reclf_prof_entry prof[561] = {
     {"k690_sum", "%822 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k766_matmul", "%825 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k767_matmul", "%826 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k828_fused_add_add", "%828 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k828_matmul_add_add", "%828 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k688_sum", "%829 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k690_sum", "%831 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k692_mul", "%833 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3005,9 +3107,8 @@ static reclf_prof_entry prof[561] = {
     {"k760_fused_add_add_id", "%856 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k688_sum", "%857 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k690_sum", "%859 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k720_matmul", "%862 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k721_matmul", "%863 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k724_fused_mul_gelu_grad", "%866 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k724_matmul_mul_gelu_grad", "%866 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k725_sum", "%867 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k727_sum", "%869 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k730_matmul", "%872 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -3027,9 +3128,8 @@ static reclf_prof_entry prof[561] = {
     {"k766_matmul", "%908 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k767_matmul", "%909 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%912 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%913 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k772_matmul", "%914 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%915 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k773_matmul_div", "%915 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k778_fused_mul_sum_neg_mul", "%920 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k794_fused_scale_mul_mul_mul", "%936 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%937 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -3037,7 +3137,6 @@ static reclf_prof_entry prof[561] = {
     {"k363_permute", "%939 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k688_sum", "%941 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k690_sum", "%943 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%946 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k767_matmul", "%947 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%949 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k688_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -3049,7 +3148,7 @@ static reclf_prof_entry prof[561] = {
     {"k690_sum", "%964 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k766_matmul", "%967 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k767_matmul", "%968 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k828_fused_add_add", "%970 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k828_matmul_add_add", "%970 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k688_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k690_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k692_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3063,9 +3162,8 @@ static reclf_prof_entry prof[561] = {
     {"k688_sum", "%999 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1001_scatter_add", "%1001 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1002_sum", "%1002 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1004_matmul", "%1004 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k1005_matmul", "%1005 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k300_scale", "%1006 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1006_matmul_scale", "%1006 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1008_id", "%1008 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1009_permute", "%1009 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
     {"k1012_fused_mul_step", "%1012 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
@@ -3267,7 +3365,7 @@ static reclf_prof_entry prof[561] = {
     {"k1458_permute", "%1458 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k1460_matmul", "%1460 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt = {561, prof};
+const reclf_prof_table reclf_profile_convirt = {537, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -3388,469 +3486,445 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
     CALL(102, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
     CALL(103, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1189680 + 2334848*B, A + 1189680 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(116, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(119, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(120, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(121, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(122, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(123, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 102400*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(129, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(130, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(131, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(132, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(133, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(140, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(141, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(142, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(143, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(144, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(145, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(146, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(147, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(151, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(152, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(153, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(154, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(155, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(157, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(158, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(159, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(160, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(161, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(162, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(163, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(164, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(165, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(166, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(167, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(168, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(169, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(173, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(175, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(176, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(177, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(178, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(179, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(180, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(183, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(187, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(188, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(189, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 92672*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(190, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92672*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(191, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(192, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(193, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(194, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1189680 + 2334720*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(195, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2334720*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(196, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(197, 0, sizeof(real)*((double)B*T), k527_eye(A + 1189680 + 2400416*B, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(198, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(199, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(200, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 92560*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92560*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(202, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(203, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(205, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(206, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(207, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(208, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(209, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 92592*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(210, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 92608*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(211, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(104, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(105, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(106, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 112640*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 117760*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 709856, A + 1189680 + 2400416*B + 80*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(143, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(145, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(147, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(149, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(156, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(157, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 908128, A + 1189680 + 2400416*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(158, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(165, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(172, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(173, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 220544*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(174, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(175, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(176, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2334976*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(180, 0, sizeof(real)*((double)B*T), k527_eye(A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(181, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(182, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220416*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(183, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 220432*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(184, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(189, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(192, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(193, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220480*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(194, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(212, 0, sizeof(real)*((double)1), k621_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
-    CALL(213, (double)1, sizeof(real)*((double)1 + (double)1), k623_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(214, (double)B, sizeof(real)*((double)B + (double)1), k624_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(215, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k626_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 92592*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(216, (double)B, sizeof(real)*((double)B + (double)B), k628_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(217, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k634_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(218, (double)T, sizeof(real)*((double)T + (double)T), k640_neg(A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(219, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k647_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92560*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(220, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k653_fused_scale_add_add_add(A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(221, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k654_matmul(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2334720*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(222, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k655_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(223, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k664_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(224, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k668_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(225, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k677_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 92704*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92672*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(226, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k681_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92704*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(227, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 92288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(228, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(229, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(230, 0, sizeof(real)*((double)5120*T + (double)128*T), k687_pad(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(231, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(232, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(233, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(236, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(237, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(238, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(239, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(240, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(241, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(242, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(243, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k720_matmul(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, (real *)P + 990944, T)); /* %720 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(244, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(245, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k724_fused_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %724 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(246, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(247, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(248, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(249, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(250, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(251, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(253, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(256, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(260, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(261, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(262, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(263, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(264, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(265, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %771 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(266, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(267, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(268, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(269, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(270, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(271, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(272, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(275, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 891616, T)); /* %804 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(276, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(277, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(280, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(281, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(282, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(284, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(285, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(286, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(287, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k828_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %828 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(297, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(300, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k720_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, (real *)P + 792672, T)); /* %862 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(301, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(302, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k724_fused_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %866 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(303, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(304, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(305, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(306, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(307, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(308, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(310, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(311, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(312, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(313, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(314, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(315, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(316, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(321, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(322, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %913 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(323, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(324, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(325, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(326, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 102400*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(327, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(328, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(329, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(332, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 693344, T)); /* %946 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(333, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(334, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(335, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(336, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(337, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(338, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(339, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(340, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(341, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(342, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(343, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(344, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k828_fused_add_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %970 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(352, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(353, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(354, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(356, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(357, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1002_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(358, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1004_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1004 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(359, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1005_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(360, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1006 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(361, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(362, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1009_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(363, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(364, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(365, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(366, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(367, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(368, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(369, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(370, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(371, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(372, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(373, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(374, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(375, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(376, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(377, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(378, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(379, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(380, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(381, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(382, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(383, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(384, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(385, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(386, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(387, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(393, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(394, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(395, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(397, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(398, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(399, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(400, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(401, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(402, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(403, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1103_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(404, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(405, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(406, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(407, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(408, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(416, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(417, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(418, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(419, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(420, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1143_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(421, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1144_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(422, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1146_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(423, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(424, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(425, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(426, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(427, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(434, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(435, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(436, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(437, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(438, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(439, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(440, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(441, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(442, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(443, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(444, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(455, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(456, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(460, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(461, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(462, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(463, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1239_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(464, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(477, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(478, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(479, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(480, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1279_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(481, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1280_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(482, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1282_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(483, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(485, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(504, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(520, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(521, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(522, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(523, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1375_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(524, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(537, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(538, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(539, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1418_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1420_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(544, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(545, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1426_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1427_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1441_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1445_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1448_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1450_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(557, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(558, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(559, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1458_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(560, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1460_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(195, 0, sizeof(real)*((double)1), k621_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
+    CALL(196, (double)1, sizeof(real)*((double)1 + (double)1), k623_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(197, (double)B, sizeof(real)*((double)B + (double)1), k624_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(198, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k626_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 220464*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(199, (double)B, sizeof(real)*((double)B + (double)B), k628_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(200, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k634_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), k640_neg(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(202, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k647_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(203, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k653_fused_scale_add_add_add(A + 1189680 + 2400416*B, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(204, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k654_matmul(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, A + 1189680 + 2334976*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(205, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k655_matmul(A + 1189680 + 2334976*B, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(206, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k664_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(207, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k668_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(208, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k677_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(209, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k681_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(210, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 220288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(211, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 225408*T, A + 1189680 + 2400416*B + 80*B*T + 220288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(212, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(213, 0, sizeof(real)*((double)5120*T + (double)128*T), k687_pad(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225408*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(214, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(215, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(216, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(217, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(218, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(219, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(220, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(221, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(222, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(223, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(225, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(226, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(227, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %724 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(228, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(229, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(230, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(231, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(236, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 51200*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(237, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(238, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(239, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(240, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(241, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(244, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(245, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(246, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(247, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 58880*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(248, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(249, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 64000*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(250, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 64000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(252, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(253, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 58880*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(257, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(260, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(261, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(262, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(263, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(264, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(265, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(266, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(267, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, (real *)P + 891616, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %828 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(270, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(272, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(273, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(274, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(275, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(276, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(277, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(280, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(281, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T, T)); /* %866 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(282, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(283, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(284, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(285, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(292, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(293, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(294, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(295, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(298, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(299, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(300, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(301, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(302, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(303, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(304, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(305, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(307, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(314, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(321, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (real *)P + 693344, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %970 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(326, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(327, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(328, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(329, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(330, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(331, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(333, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(334, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1002_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(335, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1005_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(336, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1006_matmul_scale(A + 1189680 + 2392064*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1006 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(338, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1009_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(339, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(340, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(341, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(342, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(343, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(344, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(345, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(346, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(347, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(348, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(349, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(350, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(351, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(352, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(353, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(354, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(355, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(357, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(358, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(359, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(360, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(361, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(362, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(363, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(364, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(365, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(367, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(368, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(369, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(370, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(371, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(372, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(373, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(374, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(375, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(376, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(377, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(378, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(379, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1103_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(380, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(382, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(383, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(384, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(385, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(386, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(393, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(396, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1143_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1144_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(398, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1146_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(400, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(403, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(404, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(406, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(407, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(408, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(409, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(410, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(411, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(420, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(421, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(433, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(434, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(435, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(436, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(439, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1239_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(440, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1279_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1280_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(458, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1282_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(460, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(469, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(470, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(472, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(473, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(474, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(475, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(476, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(477, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(478, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(480, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(493, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(494, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(495, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(496, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(497, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(498, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(499, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1375_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(500, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(513, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(514, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(515, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(516, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1418_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1420_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(520, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1426_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1427_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1441_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1445_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1448_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1450_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1458_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1460_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1181696, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1189632, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

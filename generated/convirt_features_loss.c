@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -80,18 +68,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k18_eye:
@@ -120,7 +112,7 @@ static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
@@ -177,7 +169,7 @@ static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -397,15 +389,14 @@ static void k118_fused_add_mul_mul_id(real *restrict out, const real *restrict i
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[38] = {
+static reclf_prof_entry prof[37] = {
     {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -437,7 +428,7 @@ static reclf_prof_entry prof[38] = {
     {"k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_features_loss = {38, prof};
+const reclf_prof_table reclf_profile_convirt_features_loss = {37, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -460,44 +451,43 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 128*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 256*B, A + 48 + 128*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48, (real *)inputs[2], A + 48 + 256*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 288*B + 16*B*T, A + 48 + 288*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 288*B, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 288*B + 32*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 288*B + 80*B*T + 128*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 144*T, A + 48 + 288*B + 32*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 288*B, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 144*B, A + 48 + 288*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 144*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 160*B, A + 48 + 288*B + 64*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 176*B, A + 48 + 160*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 192*B, A + 48 + 288*B + 48*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 80*B*T + 176*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 288*B + 80*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 176*B, A + 48 + 144*B, A + 48 + 192*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 288*B + 16*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 288*B + 32*B*T, A + 48 + 288*B, A + 48 + 288*B + 80*B*T + 128*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 144*T, A + 48 + 288*B + 32*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 288*B + 48*B*T, A + 48 + 288*B, A + 48 + 288*B + 16*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 144*B, A + 48 + 288*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 288*B + 64*B*T, A + 48 + 288*B, A + 48 + 144*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 160*B, A + 48 + 288*B + 64*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 176*B, A + 48 + 160*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 192*B, A + 48 + 288*B + 48*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 16*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 80*B*T + 176*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 288*B + 80*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 176*B, A + 48 + 144*B, A + 48 + 192*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(23, 0, sizeof(real)*((double)1), k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
-    CALL(24, (double)1, sizeof(real)*((double)1 + (double)1), k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(25, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(26, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(30, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(31, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k90_fused_scale_add_add_add(A + 48 + 288*B + 16*B*T, A + 48 + 192*B, A + 48 + 288*B, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(32, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 16*B*T, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(33, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 288*B + 16*B*T, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(34, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(35, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(36, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(37, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(22, 0, sizeof(real)*((double)1), k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
+    CALL(23, (double)1, sizeof(real)*((double)1 + (double)1), k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(24, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(25, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(26, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(29, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(30, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 192*B, A + 48 + 288*B + 16*B*T, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(31, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(32, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(33, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(34, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(35, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(36, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 288*B + 80*B*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));
 }

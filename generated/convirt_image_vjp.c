@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k3_fused_scale_addc:
  *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -649,19 +672,23 @@ static void k288_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k292_matmul:
- *   %292 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k294_add:
- *   %294 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k294_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k294_matmul_add:
+ *   %294 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
+static void k294_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 64*B; r0 += panel) {
+        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k295_sum:
@@ -683,27 +710,30 @@ static void k295_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k297_scale:
- *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %352 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k297_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k300_matmul:
- *   %300 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k300_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k301_add:
- *   %301 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k301_matmul_add:
+ *   %301 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k301_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k305_fused_sum_mul:
@@ -817,16 +847,28 @@ static void k348_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k350_matmul:
- *   %350 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k350_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k351_matmul:
  *   %351 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k351_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k352_matmul_scale:
+ *   %352 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %350 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k352_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k355_sum:
@@ -1072,14 +1114,17 @@ static void k410_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1119,14 +1164,17 @@ static void k501_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1324,14 +1372,17 @@ static void k546_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1371,14 +1422,17 @@ static void k637_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1578,14 +1632,17 @@ static void k682_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1613,14 +1670,17 @@ static void k773_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -1772,7 +1832,7 @@ static void k815_matmul(real *restrict out, const real *restrict in0, const real
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[328] = {
+static reclf_prof_entry prof[325] = {
     {"k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -1875,12 +1935,10 @@ static reclf_prof_entry prof[328] = {
     {"k285_fused_add_add_mul", "%285 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k229_relu", "%286 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k292_matmul", "%292 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k294_add", "%294 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k300_matmul", "%300 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k305_fused_sum_mul", "%305 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
     {"k306_sum", "%306 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
     {"k309_fused_sum_mul", "%309 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
@@ -1894,9 +1952,8 @@ static reclf_prof_entry prof[328] = {
     {"k338_id", "%344 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"k346_fused_mul_id", "%346 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
     {"k348_sum", "%348 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k350_matmul", "%350 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k351_matmul", "%351 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k297_scale", "%352 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k352_matmul_scale", "%352 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k355_sum", "%355 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k357_sum", "%357 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k360_matmul", "%360 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
@@ -2102,7 +2159,7 @@ static reclf_prof_entry prof[328] = {
     {"k813_permute", "%813 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k815_matmul", "%815 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image_vjp = {328, prof};
+const reclf_prof_table reclf_profile_convirt_image_vjp = {325, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -2219,237 +2276,234 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k285_fused_add_add_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %285 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2334720*B, A + 656688 + 2383872*B, B)); /* %286 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k288_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k292_matmul(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, B)); /* %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k294_add(A + 656688 + 2400256*B, A + 656688 + 2334720*B, (real *)P + 507232, B)); /* %294 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 656688 + 2334720*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2408448*B, A + 656688 + 2334720*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k300_matmul(A + 656688 + 2334720*B, A + 656688 + 2408448*B, (real *)P + 507360, B)); /* %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k301_add(A + 656688 + 2416640*B, A + 656688 + 2334720*B, (real *)P + 523744, B)); /* %301 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(108, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
-    CALL(109, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(110, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2400256*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(111, (double)64*B, sizeof(real)*((double)B + (double)64*B), k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(112, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k294_matmul_add(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2408448*B, A + 656688 + 2400256*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k301_matmul_add(A + 656688 + 2416640*B, A + 656688 + 2408448*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(107, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2334720*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(109, (double)64*B, sizeof(real)*((double)B + (double)64*B), k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(110, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(111, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(114, 0, sizeof(real)*((double)1), k336_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
-    CALL(115, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(116, (double)64*B, sizeof(real)*((double)64*B + (double)B), k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(117, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), k341_fused_mul_id(A + 656688 + 2334720*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(118, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(119, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
-    CALL(120, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(121, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k350_matmul(A + 656688 + 2408704*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %350 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(122, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(123, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2416768*B, A + 656688 + 2408704*B, B)); /* %352 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(124, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2334720*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(125, (double)8192, sizeof(real)*((double)128 + (double)8192), k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(126, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2334720*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(127, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k361_matmul(A + 608256, A + 656688 + 2334720*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(128, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k363_fused_add_id(A + 656688 + 2334720*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(129, 0, sizeof(real)*((double)8192*B + (double)8192*B), k364_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(130, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2334720*B, A + 656688 + 2392064*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2334720*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(132, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(133, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(134, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2392064*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(137, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(138, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(139, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(152, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(153, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(155, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2367488*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(157, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(158, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(159, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2359296*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(160, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2359296*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(161, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(162, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(163, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(164, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(165, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(166, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(167, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(168, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(169, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(170, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2334720*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(172, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(173, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(174, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(175, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2334720*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2334720*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(179, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(180, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(181, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(182, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(183, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(184, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(185, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(186, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(187, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(188, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(189, 0, sizeof(real)*((double)16384*B + (double)36864*B), k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(190, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(191, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(192, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(193, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(194, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(195, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(208, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(209, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(227, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(228, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(229, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(230, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(231, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(232, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(233, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(234, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(239, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(240, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(241, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(242, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(243, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(244, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(245, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(246, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(247, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(248, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(249, 0, sizeof(real)*((double)32768*B + (double)73728*B), k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(250, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(251, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(260, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(261, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(262, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(263, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(264, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(265, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(266, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(267, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(268, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(269, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(270, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(271, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(281, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(282, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(283, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(285, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(287, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(288, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(289, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(290, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(291, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(292, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(293, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(294, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(295, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(296, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(297, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(298, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(299, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(300, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(301, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(302, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(303, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(304, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(305, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(306, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(307, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(308, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(309, 0, sizeof(real)*((double)131072*B + (double)294912*B), k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(310, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(311, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(312, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(313, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(314, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(315, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(316, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(317, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(318, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(319, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(321, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k803_fused_scale_sum_neg(A + 656688 + 2408448*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(322, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2408448*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(323, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(324, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(325, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(326, 0, sizeof(real)*((double)131072*B + (double)131072*B), k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(327, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, 0, sizeof(real)*((double)1), k336_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
+    CALL(113, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(114, (double)64*B, sizeof(real)*((double)64*B + (double)B), k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(115, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), k341_fused_mul_id(A + 656688 + 2400256*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(116, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(117, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(119, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(120, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k352_matmul_scale(A + 656688 + 2416768*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %352 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(122, (double)8192, sizeof(real)*((double)128 + (double)8192), k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(123, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2400256*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(124, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k361_matmul(A + 608256, A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(125, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k363_fused_add_id(A + 656688 + 2392064*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(126, 0, sizeof(real)*((double)8192*B + (double)8192*B), k364_permute(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(127, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2392064*B, A + 656688 + 2400256*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(128, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(129, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(130, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2392064*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(132, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2400256*B, A + 656688 + 2392064*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(133, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(134, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(135, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(136, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(137, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(148, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(150, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2359296*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(154, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(155, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(156, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(157, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2383872*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(158, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(159, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(160, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(161, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(162, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(163, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(164, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(165, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(166, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(167, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2392064*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(168, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(169, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(170, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(172, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2342912*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(174, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(179, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(180, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(182, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(183, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(184, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(185, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(186, 0, sizeof(real)*((double)16384*B + (double)36864*B), k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(187, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(191, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(192, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(193, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(194, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(195, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(208, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(209, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(210, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(211, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(212, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(213, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(214, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(215, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(221, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(222, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(223, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(224, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(225, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(226, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(227, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(231, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(232, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(233, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(234, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(240, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(241, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(242, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(243, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(244, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(245, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(246, 0, sizeof(real)*((double)32768*B + (double)73728*B), k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(247, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(248, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(249, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(250, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(251, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(261, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(262, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(263, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(264, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(265, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(266, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(267, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(268, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(280, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(281, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(282, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(283, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(284, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(285, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(287, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(288, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(291, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(292, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(293, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(294, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(295, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(300, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(301, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(302, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(303, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(305, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(306, 0, sizeof(real)*((double)131072*B + (double)294912*B), k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(307, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(308, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(309, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(310, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(311, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(312, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(313, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(314, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(315, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k803_fused_scale_sum_neg(A + 656688 + 2342912*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(319, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2342912*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(320, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(321, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(322, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(323, 0, sizeof(real)*((double)131072*B + (double)131072*B), k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(324, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 656640, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
@@ -2502,7 +2556,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     switch (k) {
     case 0: return A + 656672; /* loss */
     case 1: return A + 656688 + 2416640*B; /* vg */
-    case 2: return A + 656688 + 2400256*B; /* V */
+    case 2: return A + 656688 + 2334720*B; /* V */
     default: return 0;
     }
 }

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k9_fused_rsqrt_clampmin_sum_square:
  *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
@@ -66,31 +54,34 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[6] = {
+static reclf_prof_entry prof[5] = {
     {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_score = {6, prof};
+const reclf_prof_table reclf_profile_convirt_score = {5, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -100,19 +91,18 @@ const reclf_prof_table reclf_profile_convirt_score = {6, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(144*B + 32*B*T + 144*T);
+    return sizeof(real) * (size_t)(144*B + 16*B*T + 144*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 144*B + 32*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 144*B + 32*B*T, (real *)inputs[0], A + 144*B + 32*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 144*B + 16*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 144*B + 16*B*T, (real *)inputs[0], A + 144*B + 16*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 144*B, A + 144*B + 32*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 144*B + 16*B*T, A + 144*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 144*B, A + 144*B + 16*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -126,7 +116,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 144*B + 16*B*T; /* G */
+    case 0: return A + 144*B; /* G */
     default: return 0;
     }
 }

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k5_gather:
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
@@ -102,30 +90,28 @@ static void k19_fused_add_mul_mul(real *restrict out, const real *restrict in0, 
             out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i0])) * (in2[i1])) + (in3[i1]);
 }
 
-/* k23_matmul:
- *   %23 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %31 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %39 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %113 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %121 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k23_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k25_add:
- *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %115 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %123 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %131 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k25_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k25_matmul_add:
+ *   %25 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %33 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %41 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %115 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %123 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %131 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k25_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k27_permute:
@@ -144,23 +130,6 @@ static void k27_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k44_matmul:
- *   %44 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %134 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15 */
-static void k44_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k50_fused_scale_addc_neg:
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -171,17 +140,31 @@ static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k51_fused_add_mul_scale:
- *   %51 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k51_matmul_add_mul_scale:
+ *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %141 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k51_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k52_max:
@@ -207,7 +190,7 @@ static void k56_fused_mul_exp_sub(real *restrict out, const real *restrict in0, 
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (exp(((in0[i0*6400 + i1*40 + i2]) - (in1[i0*160 + i1])))) * (in2[i0*40 + i2]);
+                out[i0*6400 + i1*40 + i2] = (exp_real(((in0[i0*6400 + i1*40 + i2]) - (in1[i0*160 + i1])))) * (in2[i0*40 + i2]);
 }
 
 /* k58_fused_clampmin_sum:
@@ -259,42 +242,69 @@ static void k61_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k69_fused_add_add:
- *   %69 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k69_matmul_add_add:
+ *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %96 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %159 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %186 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k69_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k69_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k86_matmul:
- *   %86 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %176 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k86_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k89_fused_gelu_add:
- *   %89 fused:gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25
+/* k89_matmul_gelu_add:
+ *   %89 matmul+gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25
+ *     + %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
  *     + %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24
- *   %179 fused:gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k89_fused_gelu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = gelu_tanh(((in0[i0*512 + i1]) + (in1[i1])));
+ *   %179 matmul+gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k89_matmul_gelu_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (gelu_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = gelu_tanh(((o[c]) + (in2[lb2 + c])));
+        }
+    }
 }
 
-/* k93_matmul:
- *   %93 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %183 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k93_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k96_matmul_add_add:
+ *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k96_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k200_slice:
@@ -306,19 +316,23 @@ static void k200_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k204_matmul:
- *   %204 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k204_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k205_add:
- *   %205 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k205_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k205_matmul_add:
+ *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k205_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k206_slice:
@@ -330,101 +344,89 @@ static void k206_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k210_matmul:
- *   %210 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k210_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k212_add:
- *   %212 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k212_matmul_add:
+ *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[75] = {
+static reclf_prof_entry prof[59] = {
     {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul_mul", "%19 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%23 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%31 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%39 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k25_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k44_matmul", "%44 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_fused_add_mul_scale", "%51 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%69 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul_mul", "%82 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%86 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_fused_gelu_add", "%89 fused:gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k93_matmul", "%93 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%96 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k89_matmul_gelu_add", "%89 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k96_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul_mul", "%109 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%113 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%121 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k25_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k44_matmul", "%134 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k51_fused_add_mul_scale", "%141 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%156 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%159 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul_mul", "%172 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%176 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_fused_gelu_add", "%179 fused:gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k93_matmul", "%183 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%186 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k89_matmul_gelu_add", "%179 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k96_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul_mul", "%199 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k204_matmul", "%204 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k205_add", "%205 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k205_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k210_matmul", "%210 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k212_add", "%212 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_text = {75, prof};
+const reclf_prof_table reclf_profile_convirt_text = {59, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -433,7 +435,7 @@ const reclf_prof_table reclf_profile_convirt_text = {75, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long T = dims[0]; (void)T;
-    return sizeof(real) * (size_t)(46128*T);
+    return sizeof(real) * (size_t)(33328*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -445,75 +447,59 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
     CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
     CALL(5, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(7, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(8, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 17920*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(9, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(10, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 17920*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(12, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(13, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(14, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 33280*T, A + 17920*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(15, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 23040*T, A + 28160*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(16, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 46080*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(17, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 6400*T, A + 0, (real *)inputs[1], A + 46080*T, T)); /* %51 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(18, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(19, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 0, A + 6400*T, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(20, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 0, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(21, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(22, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 33280*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(23, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(24, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(25, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 40960*T, A + 12800*T, A + 0, (real *)P + 202368, T)); /* %69 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(26, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 40960*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(27, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(28, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(29, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 20480*T, A + 0, A + 5120*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(30, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(31, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k89_fused_gelu_add(A + 20480*T, A + 0, (real *)P + 268288, T)); /* %89 fused:gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(32, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 0, A + 20480*T, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(33, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 12800*T, A + 40960*T, A + 0, (real *)P + 334336, T)); /* %96 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(34, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 12800*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(35, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(36, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(37, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(38, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(39, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 17920*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(41, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(42, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(43, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 17920*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(44, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(45, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(46, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 33280*T, A + 17920*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(47, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 23040*T, A + 28160*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(48, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 6400*T, A + 0, (real *)inputs[1], A + 46080*T, T)); /* %141 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(49, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 6400*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(50, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 0, A + 6400*T, A + 17920*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(51, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 0, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(52, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 17920*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(53, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 33280*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(54, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(55, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(56, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 40960*T, A + 12800*T, A + 0, (real *)P + 400640, T)); /* %159 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(57, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 40960*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(58, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(59, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(60, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 20480*T, A + 0, A + 5120*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(61, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(62, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k89_fused_gelu_add(A + 20480*T, A + 0, (real *)P + 466560, T)); /* %179 fused:gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(63, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 0, A + 20480*T, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(64, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 5120*T, A + 40960*T, A + 0, (real *)P + 532608, T)); /* %186 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(65, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 10240*T, A + 5120*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 5120*T, A + 10240*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(67, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(68, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(69, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(70, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 128*T, A + 0, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(71, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 10240*T, A + 128*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(72, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(73, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 4992*T, A + 0, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(74, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 0, A + 4992*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(6, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(7, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 17920*T, A + 0, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 0, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(10, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 0, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(12, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 33280*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(13, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 0, A + 17920*T, A + 23040*T, (real *)inputs[1], A + 33280*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(14, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 0, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(15, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(16, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 6400*T, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 0, A + 6400*T, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 6400*T, A + 0, A + 28160*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(19, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 0, A + 6400*T, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(20, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 20480*T, A + 0, (real *)P + 185984, A + 12800*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(21, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 25600*T, A + 20480*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(22, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 20480*T, A + 25600*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(23, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(24, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 30720*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(25, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %89 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(26, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 25600*T, A + 0, (real *)P + 268800, A + 20480*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(27, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 30720*T, A + 25600*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(28, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 25600*T, A + 30720*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(29, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(30, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 30720*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(31, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(32, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 10240*T, A + 0, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(33, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(34, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 15360*T, A + 0, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(35, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(36, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 20480*T, A + 0, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(37, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 0, A + 10240*T, A + 15360*T, (real *)inputs[1], A + 33280*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(38, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 12800*T, A + 0, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(39, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 12800*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(40, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 12800*T, A + 6400*T, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(41, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 0, A + 6400*T, A + 12800*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(42, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 6400*T, A + 0, A + 20480*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(43, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 0, A + 6400*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(44, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 20480*T, A + 0, (real *)P + 384256, A + 25600*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(45, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 20480*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(46, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 20480*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(47, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(48, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 5120*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(49, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 401024, (real *)P + 466560, T)); /* %179 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(50, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 25600*T, A + 0, (real *)P + 467072, A + 20480*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(51, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 25600*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 25600*T, A + 5120*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(53, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(54, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(55, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(56, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k205_matmul_add(A + 10240*T, A + 0, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(57, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(58, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k212_matmul_add(A + 4992*T, A + 0, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -566,7 +552,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const real *A = arena;
     switch (k) {
     case 0: return A + 10240*T; /* tg */
-    case 1: return A + 0; /* W */
+    case 1: return A + 4992*T; /* W */
     default: return 0;
     }
 }

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k5_gather:
  *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
@@ -114,30 +102,28 @@ static void k19_fused_add_mul(real *restrict out, const real *restrict in0, cons
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k23_matmul:
- *   %23 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %31 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %39 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %66 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %113 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %121 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k23_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k25_add:
- *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %115 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %123 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %131 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k25_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k25_matmul_add:
+ *   %25 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %33 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %41 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %115 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %123 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %131 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k25_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k27_permute:
@@ -157,25 +143,6 @@ static void k27_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k44_matmul:
- *   %44 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %134 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %372 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %514 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k44_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k50_fused_scale_addc_neg:
  *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -186,17 +153,31 @@ static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k51_fused_add_mul_scale:
- *   %51 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k51_matmul_add_mul_scale:
+ *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %141 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k51_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k52_max:
@@ -220,7 +201,7 @@ static void k55_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k56_mul:
@@ -258,9 +239,7 @@ static void k58_clampmin(real *restrict out, const real *restrict in0, long T) {
 
 /* k59_div:
  *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %374 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %516 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k59_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -304,34 +283,46 @@ static void k61_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k69_fused_add_add:
- *   %69 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k69_matmul_add_add:
+ *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %96 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %159 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %186 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k69_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k69_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k86_matmul:
- *   %86 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %176 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k86_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k88_add:
- *   %88 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %178 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k88_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k88_matmul_add:
+ *   %88 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %178 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k88_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k89_gelu:
@@ -343,11 +334,26 @@ static void k89_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k93_matmul:
- *   %93 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %183 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k93_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k96_matmul_add_add:
+ *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k96_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k200_slice:
@@ -359,19 +365,23 @@ static void k200_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k204_matmul:
- *   %204 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k204_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k205_add:
- *   %205 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k205_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k205_matmul_add:
+ *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k205_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k206_slice:
@@ -383,19 +393,23 @@ static void k206_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k210_matmul:
- *   %210 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k210_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k212_add:
- *   %212 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k212_matmul_add:
+ *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k216_fused_sum_mul:
@@ -729,13 +743,6 @@ static void k315_fused_add_id(real *restrict out, const real *restrict in0, cons
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k321_matmul:
- *   %321 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %463 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k321_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k322_matmul:
  *   %322 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %464 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -743,14 +750,25 @@ static void k322_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k325_fused_mul_gelu_grad:
- *   %325 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k325_matmul_mul_gelu_grad:
+ *   %325 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %321 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %324 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %467 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k325_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %467 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k325_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k326_sum:
@@ -821,12 +839,11 @@ static void k361_fused_add_add_id(real *restrict out, const real *restrict in0, 
 
 /* k367_matmul:
  *   %367 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %405 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %415 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %426 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %509 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %547 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %557 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %568 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k367_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -862,6 +879,31 @@ static void k373_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
+/* k374_matmul_div:
+ *   %374 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %372 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %516 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k374_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k379_fused_mul_sum_neg_mul:
  *   %379 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %377 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -891,14 +933,26 @@ static void k395_fused_scale_mul_mul_mul(real *restrict out, const real *restric
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k429_fused_add_add:
- *   %429 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k429_matmul_add_add:
+ *   %429 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %405 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %418 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %571 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k429_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %571 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k429_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k602_scatter_add:
@@ -913,7 +967,7 @@ static void k602_scatter_add(real *restrict out, const real *restrict in0, const
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[234] = {
+static reclf_prof_entry prof[212] = {
     {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -921,18 +975,14 @@ static reclf_prof_entry prof[234] = {
     {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k17_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%23 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%31 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%39 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k25_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k44_matmul", "%44 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_fused_add_mul_scale", "%51 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k55_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k56_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -941,34 +991,27 @@ static reclf_prof_entry prof[234] = {
     {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%69 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k17_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%86 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_add", "%88 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k88_matmul_add", "%88 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k89_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k93_matmul", "%93 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%96 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k96_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k17_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%113 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%121 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k25_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k44_matmul", "%134 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k51_fused_add_mul_scale", "%141 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k55_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k56_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -977,29 +1020,24 @@ static reclf_prof_entry prof[234] = {
     {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k23_matmul", "%156 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%159 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k17_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%176 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_add", "%178 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k88_matmul_add", "%178 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k89_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k93_matmul", "%183 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_fused_add_add", "%186 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k96_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k17_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k19_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k204_matmul", "%204 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k205_add", "%205 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k205_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k210_matmul", "%210 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k212_add", "%212 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k217_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
@@ -1034,9 +1072,8 @@ static reclf_prof_entry prof[234] = {
     {"k315_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k289_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k291_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k321_matmul", "%321 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k322_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_fused_mul_gelu_grad", "%325 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k325_matmul_mul_gelu_grad", "%325 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k326_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k328_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k331_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -1056,9 +1093,8 @@ static reclf_prof_entry prof[234] = {
     {"k367_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k368_matmul", "%368 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k27_permute", "%371 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k44_matmul", "%372 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k373_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k59_div", "%374 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k374_matmul_div", "%374 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k379_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k395_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k60_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -1066,7 +1102,6 @@ static reclf_prof_entry prof[234] = {
     {"k61_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k289_sum", "%400 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k291_sum", "%402 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%405 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k368_matmul", "%406 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k61_permute", "%408 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k289_sum", "%410 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -1078,7 +1113,7 @@ static reclf_prof_entry prof[234] = {
     {"k291_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k367_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k368_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k429_fused_add_add", "%429 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k429_matmul_add_add", "%429 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k293_mul", "%434 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -1091,9 +1126,8 @@ static reclf_prof_entry prof[234] = {
     {"k361_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k289_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k291_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k321_matmul", "%463 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k322_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_fused_mul_gelu_grad", "%467 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k325_matmul_mul_gelu_grad", "%467 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k326_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k328_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k331_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -1113,9 +1147,8 @@ static reclf_prof_entry prof[234] = {
     {"k367_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k368_matmul", "%510 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k27_permute", "%513 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k44_matmul", "%514 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k373_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k59_div", "%516 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k374_matmul_div", "%516 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k379_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k395_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k60_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -1123,7 +1156,6 @@ static reclf_prof_entry prof[234] = {
     {"k61_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k289_sum", "%542 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k291_sum", "%544 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%547 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k368_matmul", "%548 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k61_permute", "%550 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k289_sum", "%552 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -1135,7 +1167,7 @@ static reclf_prof_entry prof[234] = {
     {"k291_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k367_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k368_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k429_fused_add_add", "%571 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k429_matmul_add_add", "%571 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k293_mul", "%576 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -1149,7 +1181,7 @@ static reclf_prof_entry prof[234] = {
     {"k289_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k602_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_text_vjp = {234, prof};
+const reclf_prof_table reclf_profile_convirt_text_vjp = {212, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1165,244 +1197,222 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k5_gather(A + 566032, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 566032 + 12800*T, A + 566032, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032, A + 566032 + 12800*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 128000*T, A + 566032 + 12800*T, A + 566032, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 128000*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 133120*T, A + 566032 + 128000*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 138240*T, A + 566032 + 133120*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(7, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(8, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 143360*T, A + 566032 + 5120*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(10, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(11, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(12, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 148480*T, A + 566032 + 5120*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(13, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(14, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(15, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 153600*T, A + 566032 + 5120*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(16, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 143360*T, A + 566032 + 148480*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(17, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(18, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 566032 + 6400*T, A + 566032, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(19, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032, A + 566032 + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(20, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 102400*T, A + 566032 + 6400*T, A + 566032, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(21, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032, A + 566032 + 102400*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(22, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(23, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(24, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 108800*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(25, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 108800*T, A + 566032 + 153600*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(26, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 158720*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(27, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 158720*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(28, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 115200*T, A + 566032 + 12800*T, A + 566032, (real *)P + 202368, T)); /* %69 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(29, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 115200*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(30, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 163840*T, A + 566032 + 115200*T, A + 566032 + 240880*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(31, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 163840*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(32, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(33, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 174080*T, A + 566032 + 168960*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(34, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032, A + 566032 + 174080*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(35, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 20480*T, A + 566032, (real *)P + 268288, T)); /* %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(36, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032, A + 566032 + 20480*T, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(37, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 120320*T, A + 566032, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(38, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 53760*T, A + 566032 + 115200*T, A + 566032 + 120320*T, (real *)P + 334336, T)); /* %96 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(39, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 53760*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(40, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 179200*T, A + 566032 + 53760*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(41, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 179200*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(42, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 184320*T, A + 566032 + 179200*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(43, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 189440*T, A + 566032 + 184320*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(44, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(45, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(46, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 194560*T, A + 566032 + 46080*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(47, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(48, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(49, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 199680*T, A + 566032 + 46080*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(50, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(51, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(52, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 204800*T, A + 566032 + 46080*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(53, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 194560*T, A + 566032 + 199680*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(54, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 566032 + 47360*T, A + 566032 + 40960*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(55, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 40960*T, A + 566032 + 47360*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(56, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 115200*T, A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(57, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032 + 40960*T, A + 566032 + 115200*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(58, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(59, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(60, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 121600*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(61, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 121600*T, A + 566032 + 204800*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(62, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 209920*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(63, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(64, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 81920*T, A + 566032 + 53760*T, A + 566032 + 40960*T, (real *)P + 400640, T)); /* %159 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(65, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 81920*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 215040*T, A + 566032 + 81920*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(67, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 215040*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(68, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(69, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 225280*T, A + 566032 + 220160*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(70, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032 + 40960*T, A + 566032 + 225280*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(71, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 61440*T, A + 566032 + 40960*T, (real *)P + 466560, T)); /* %178 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(72, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 40960*T, A + 566032 + 61440*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(73, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 87040*T, A + 566032 + 40960*T, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(74, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 92160*T, A + 566032 + 81920*T, A + 566032 + 87040*T, (real *)P + 532608, T)); /* %186 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(75, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 92160*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(76, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 97280*T, A + 566032 + 92160*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(77, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241472*T, A + 566032 + 97280*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(78, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 81920*T, A + 566032 + 97280*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(79, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 87040*T, A + 566032 + 81920*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(80, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 566032 + 97152*T, A + 566032 + 87040*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(81, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 566032 + 92160*T, A + 566032 + 97152*T, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(82, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 566032 + 241152*T, A + 566032 + 92160*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(83, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 566032 + 92160*T, A + 566032 + 87040*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(84, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 566032 + 87040*T, A + 566032 + 92160*T, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(85, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 566032 + 235520*T, A + 566032 + 87040*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(86, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), k216_fused_sum_mul(A + 566032 + 87040*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
-    CALL(87, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 0, A + 566032 + 87040*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
-    CALL(88, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T), k220_fused_sum_mul(A + 566032 + 87040*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %220 fused:sum_mul [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(89, (double)39*T, sizeof(real)*((double)T + (double)39*T), k221_sum(A + 566032 + 87088*T, A + 566032 + 87040*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(90, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 16, A + 566032 + 87088*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
-    CALL(91, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k224_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
+    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 566032 + 6400*T, A + 566032, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032, A + 566032 + 6400*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 107520*T, A + 566032 + 6400*T, A + 566032, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 107520*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 112640*T, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(6, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 117760*T, A + 566032 + 112640*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(7, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 122880*T, A + 566032, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(9, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(10, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 128000*T, A + 566032, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(11, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(12, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 133120*T, A + 566032, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(13, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(14, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 566032, A + 566032 + 122880*T, A + 566032 + 128000*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(15, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 88320*T, A + 566032, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(16, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 81920*T, A + 566032, A + 566032 + 88320*T, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032, A + 566032 + 81920*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(19, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(20, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 88320*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(21, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 88320*T, A + 566032 + 133120*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(22, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 138240*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(23, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 566032 + 94720*T, A + 566032 + 138240*T, (real *)P + 185984, A + 566032 + 6400*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(24, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 94720*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(25, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 143360*T, A + 566032 + 94720*T, A + 566032 + 240880*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(26, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 143360*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(27, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 148480*T, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(28, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 153600*T, A + 566032 + 148480*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(29, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k88_matmul_add(A + 566032, A + 566032 + 153600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %88 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(30, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 20480*T, A + 566032, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(31, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 566032 + 47360*T, A + 566032 + 20480*T, (real *)P + 268800, A + 566032 + 94720*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(32, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 47360*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(33, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 158720*T, A + 566032 + 47360*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(34, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 158720*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(35, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 163840*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(36, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(37, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(38, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 174080*T, A + 566032 + 40960*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(39, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 179200*T, A + 566032 + 40960*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(41, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(42, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 184320*T, A + 566032 + 40960*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(43, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 566032 + 40960*T, A + 566032 + 174080*T, A + 566032 + 179200*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(44, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 101120*T, A + 566032 + 40960*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(45, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 94720*T, A + 566032 + 40960*T, A + 566032 + 101120*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(46, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032 + 40960*T, A + 566032 + 94720*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(47, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(48, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(49, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 101120*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(50, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 184320*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(51, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 189440*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(52, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 566032 + 194560*T, A + 566032 + 189440*T, (real *)P + 384256, A + 566032 + 47360*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 194560*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(54, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 199680*T, A + 566032 + 194560*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(55, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 199680*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(56, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(57, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 209920*T, A + 566032 + 204800*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(58, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k88_matmul_add(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 401024, (real *)P + 466560, T)); /* %178 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(59, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 61440*T, A + 566032 + 40960*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(60, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 566032 + 215040*T, A + 566032 + 61440*T, (real *)P + 467072, A + 566032 + 194560*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(61, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 215040*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(62, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(63, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241472*T, A + 566032 + 194560*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(64, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 215040*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(65, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(66, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 566032 + 235264*T, A + 566032 + 220160*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(67, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k205_matmul_add(A + 566032 + 241152*T, A + 566032 + 235264*T, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(68, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(69, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k212_matmul_add(A + 566032 + 235520*T, A + 566032 + 225280*T, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(70, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), k216_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
+    CALL(71, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 0, A + 566032 + 235392*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
+    CALL(72, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T), k220_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %220 fused:sum_mul [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(73, (double)39*T, sizeof(real)*((double)T + (double)39*T), k221_sum(A + 566032 + 235440*T, A + 566032 + 235392*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(74, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 16, A + 566032 + 235440*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
+    CALL(75, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k224_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(92, 0, sizeof(real)*((double)1), k261_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
-    CALL(93, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 92080*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(94, (double)39*T, sizeof(real)*((double)39*T + (double)T), k264_id(A + 566032 + 92032*T, A + 566032 + 92080*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(95, (double)9984*T, sizeof(real)*((double)4992*T + (double)39*T + (double)4992*T), k266_fused_mul_id(A + 566032 + 87040*T, A + 566032 + 92032*T, (real *)inputs[3], T)); /* %266 fused:mul_id [T,39,128]  graphs/lib/model.lua:157 */
-    CALL(96, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 92032*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
-    CALL(97, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 92032*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
-    CALL(98, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k273_sum(A + 0, A + 566032 + 87040*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(99, (double)4992, sizeof(real)*((double)128 + (double)4992), k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(100, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k278_matmul(A + 566032 + 230400*T, A + 566032 + 87040*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(101, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k279_matmul(A + 393216, A + 566032 + 87040*T, A + 566032 + 92160*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(102, 0, sizeof(real)*((double)5120*T + (double)4992*T), k281_pad(A + 566032 + 87040*T, A + 566032 + 230400*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(103, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k282_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(104, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k284_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(105, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k285_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 97152*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)128*T), k287_pad(A + 566032 + 92160*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k288_add(A + 566032 + 230400*T, A + 566032 + 87040*T, A + 566032 + 92160*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(109, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 87040*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 92160*T, A + 566032 + 230400*T, A + 566032 + 81920*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(112, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 92160*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(113, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(114, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 92160*T, A + 566032 + 87040*T, A + 566032 + 97280*T, A + 566032 + 241472*T, T)); /* %306 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(115, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 81920*T, A + 566032 + 87040*T, A + 566032 + 241472*T, A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %310 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(116, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 87040*T, A + 566032 + 81920*T, T)); /* %313 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(117, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k315_fused_add_id(A + 566032 + 230400*T, A + 566032 + 81920*T, A + 566032 + 87040*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(118, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(119, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(120, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 81920*T, A + 566032 + 230400*T, (real *)P + 467072, T)); /* %321 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(121, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 131072, A + 566032 + 230400*T, A + 566032 + 40960*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(122, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_fused_mul_gelu_grad(A + 566032 + 40960*T, A + 566032 + 81920*T, A + 566032 + 61440*T, T)); /* %325 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(123, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 40960*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(124, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(125, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 61440*T, A + 566032 + 40960*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(126, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 196608, A + 566032 + 40960*T, A + 566032 + 225280*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(127, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 61440*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(128, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(129, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 225280*T, A + 566032 + 61440*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 40960*T, A + 566032 + 61440*T, A + 566032 + 220160*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 40960*T, A + 566032 + 225280*T, A + 566032 + 215040*T, A + 566032 + 241424*T, T)); /* %351 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 220160*T, A + 566032 + 225280*T, A + 566032 + 241424*T, A + 566032 + 40960*T, A + 566032 + 215040*T, T)); /* %355 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %359 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 215040*T, A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(137, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 215040*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(138, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 215040*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 425984, A + 566032 + 215040*T, A + 566032 + 209920*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 209920*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(142, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 209920*T, A + 566032 + 204800*T, T)); /* %372 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(143, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 204800*T, A + 566032 + 121600*T, A + 566032 + 209920*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(144, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %374 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(145, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 209920*T, A + 566032 + 47360*T, A + 566032 + 121600*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(146, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 209920*T, (real *)inputs[1], A + 566032 + 115200*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(147, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 209920*T, A + 566032 + 40960*T, A + 566032 + 199680*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(148, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 199680*T, A + 566032 + 40960*T, A + 566032 + 194560*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(149, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 204800*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(151, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 204800*T, A + 566032 + 194560*T, (real *)P + 367744, T)); /* %405 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(153, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 442368, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 199680*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(155, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(157, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 199680*T, A + 566032 + 194560*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(158, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 458752, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(159, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 209920*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(161, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(162, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 209920*T, A + 566032 + 194560*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(163, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 475136, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(164, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k429_fused_add_add(A + 566032 + 189440*T, A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 209920*T, T)); /* %429 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(165, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 189440*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(166, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 115200*T, A + 566032 + 189440*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 120320*T, A + 566032 + 189440*T, A + 566032 + 184320*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(169, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 120320*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032 + 115200*T, A + 566032 + 179200*T, A + 566032 + 241376*T, T)); /* %447 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 120320*T, A + 566032 + 115200*T, A + 566032 + 241376*T, A + 566032 + 240832*T, A + 566032 + 179200*T, T)); /* %451 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 120320*T, T)); /* %455 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(174, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 115200*T, A + 566032 + 215040*T, A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(175, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 115200*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(176, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(177, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 40960*T, A + 566032 + 115200*T, (real *)P + 268800, T)); /* %463 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(178, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 262144, A + 566032 + 115200*T, A + 566032, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(179, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_fused_mul_gelu_grad(A + 566032, A + 566032 + 40960*T, A + 566032 + 20480*T, T)); /* %467 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(180, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(181, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(182, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 120320*T, A + 566032, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(183, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 327680, A + 566032, A + 566032 + 174080*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 120320*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(185, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 120320*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(187, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 120320*T, A + 566032 + 168960*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(188, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(189, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(190, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032, A + 566032 + 163840*T, A + 566032 + 241328*T, T)); /* %493 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(191, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 120320*T, A + 566032, A + 566032 + 241328*T, A + 566032 + 240832*T, A + 566032 + 163840*T, T)); /* %497 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(192, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 120320*T, T)); /* %501 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(193, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 12800*T, A + 566032 + 115200*T, A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(194, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 12800*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(195, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(196, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 12800*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(197, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 491520, A + 566032 + 12800*T, A + 566032 + 158720*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(198, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 6400*T, A + 566032, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(199, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 153600*T, T)); /* %514 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(200, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 115200*T, A + 566032 + 108800*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(201, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 6400*T, A + 566032, A + 566032 + 240672*T, T)); /* %516 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(202, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 120320*T, A + 566032 + 6400*T, A + 566032 + 108800*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(203, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032, A + 566032 + 6400*T, A + 566032 + 120320*T, (real *)inputs[1], A + 566032 + 102400*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(204, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 6400*T, A + 566032, A + 566032 + 148480*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(205, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 120320*T, A + 566032, A + 566032 + 143360*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(206, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 115200*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(208, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(209, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 17920*T, A + 566032, (real *)P + 169472, T)); /* %547 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(210, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 507904, A + 566032, A + 566032 + 138240*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(211, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 120320*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(212, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(213, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(214, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 23040*T, A + 566032, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(215, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 524288, A + 566032, A + 566032 + 138240*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(216, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 6400*T, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(217, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(218, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(219, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 5120*T, A + 566032, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(220, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 540672, A + 566032, A + 566032 + 138240*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(221, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k429_fused_add_add(A + 566032, A + 566032 + 17920*T, A + 566032 + 23040*T, A + 566032 + 5120*T, T)); /* %571 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(222, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(223, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 5120*T, A + 566032, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(225, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 17920*T, A + 566032, A + 566032 + 133120*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(226, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(227, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(228, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240512*T, A + 566032 + 5120*T, A + 566032 + 128000*T, A + 566032 + 241280*T, T)); /* %589 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(229, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032, A + 566032 + 5120*T, A + 566032 + 241280*T, A + 566032 + 240512*T, A + 566032 + 128000*T, T)); /* %593 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(230, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240512*T, A + 566032, T)); /* %597 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(231, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 5120*T, A + 566032 + 12800*T, A + 566032, A + 566032 + 240512*T, T)); /* %599 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 557056, A + 566032 + 5120*T, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(233, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k602_scatter_add(A + 0, A + 566032 + 5120*T, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(76, 0, sizeof(real)*((double)1), k261_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
+    CALL(77, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 225200*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(78, (double)39*T, sizeof(real)*((double)39*T + (double)T), k264_id(A + 566032 + 225152*T, A + 566032 + 225200*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(79, (double)9984*T, sizeof(real)*((double)4992*T + (double)39*T + (double)4992*T), k266_fused_mul_id(A + 566032 + 220160*T, A + 566032 + 225152*T, (real *)inputs[3], T)); /* %266 fused:mul_id [T,39,128]  graphs/lib/model.lua:157 */
+    CALL(80, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 225152*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
+    CALL(81, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 225152*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
+    CALL(82, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k273_sum(A + 0, A + 566032 + 220160*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(83, (double)4992, sizeof(real)*((double)128 + (double)4992), k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(84, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k278_matmul(A + 566032 + 230272*T, A + 566032 + 220160*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(85, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k279_matmul(A + 393216, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)4992*T), k281_pad(A + 566032 + 220160*T, A + 566032 + 230272*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(87, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k282_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k284_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k285_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 235264*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)128*T), k287_pad(A + 566032 + 225280*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(91, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k288_add(A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(92, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(93, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(94, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 220160*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(95, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 225280*T, A + 566032 + 230400*T, A + 566032 + 215040*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(96, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 225280*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(97, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(98, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 225280*T, A + 566032 + 220160*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %306 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(99, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 215040*T, A + 566032 + 220160*T, A + 566032 + 241472*T, A + 566032 + 225280*T, A + 566032 + 194560*T, T)); /* %310 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(100, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 220160*T, A + 566032 + 215040*T, T)); /* %313 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(101, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k315_fused_add_id(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 220160*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(102, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(103, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(104, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 131072, A + 566032 + 194560*T, A + 566032 + 61440*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(105, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k325_matmul_mul_gelu_grad(A + 566032 + 61440*T, A + 566032 + 194560*T, (real *)P + 467072, A + 566032 + 40960*T, T)); /* %325 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 61440*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(107, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(108, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(109, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 196608, A + 566032 + 61440*T, A + 566032 + 209920*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(111, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(112, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 51200*T, A + 566032 + 40960*T, A + 566032 + 204800*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(114, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 51200*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(115, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(116, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 51200*T, A + 566032 + 46080*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %351 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(117, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 40960*T, A + 566032 + 46080*T, A + 566032 + 241424*T, A + 566032 + 51200*T, A + 566032 + 199680*T, T)); /* %355 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(118, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 46080*T, A + 566032 + 40960*T, T)); /* %359 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(119, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 53760*T, A + 566032 + 194560*T, A + 566032 + 40960*T, A + 566032 + 46080*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(120, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 53760*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(121, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(122, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 53760*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(123, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 425984, A + 566032 + 53760*T, A + 566032 + 189440*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(124, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(125, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 58880*T, A + 566032 + 101120*T, A + 566032 + 47360*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(126, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k374_matmul_div(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 184320*T, A + 566032 + 240992*T, T)); /* %374 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 64000*T, A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 64000*T, (real *)inputs[1], A + 566032 + 94720*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(129, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 179200*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(130, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 94720*T, A + 566032 + 47360*T, A + 566032 + 174080*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(131, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 46080*T, A + 566032 + 58880*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(133, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(134, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 442368, A + 566032 + 46080*T, A + 566032 + 168960*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(135, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 99840*T, A + 566032 + 94720*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(136, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(137, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(138, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(139, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 458752, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(140, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 99840*T, A + 566032 + 40960*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(142, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(143, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 99840*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 475136, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k429_matmul_add_add(A + 566032 + 99840*T, A + 566032 + 46080*T, (real *)P + 367744, A + 566032 + 94720*T, A + 566032 + 40960*T, T)); /* %429 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(146, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(147, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 40960*T, A + 566032 + 99840*T, A + 566032 + 163840*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(151, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(152, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032 + 94720*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %447 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(153, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032 + 94720*T, A + 566032 + 241376*T, A + 566032 + 240832*T, A + 566032 + 158720*T, T)); /* %451 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(154, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %455 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(155, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 94720*T, A + 566032 + 53760*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 94720*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(157, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(158, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 262144, A + 566032 + 94720*T, A + 566032 + 20480*T, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(159, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k325_matmul_mul_gelu_grad(A + 566032 + 20480*T, A + 566032 + 94720*T, (real *)P + 268800, A + 566032, T)); /* %467 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(160, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 20480*T, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 99840*T, A + 566032 + 20480*T, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 327680, A + 566032 + 20480*T, A + 566032 + 153600*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 99840*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 99840*T, A + 566032 + 148480*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(169, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(170, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %493 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(171, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032, A + 566032 + 241328*T, A + 566032 + 240832*T, A + 566032 + 143360*T, T)); /* %497 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(172, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %501 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(173, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 12800*T, A + 566032 + 94720*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 12800*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(175, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(176, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 12800*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(177, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 491520, A + 566032 + 12800*T, A + 566032 + 138240*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(178, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 6400*T, A + 566032, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(179, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 94720*T, A + 566032 + 88320*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(180, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k374_matmul_div(A + 566032, A + 566032 + 6400*T, A + 566032 + 133120*T, A + 566032 + 240672*T, T)); /* %516 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(181, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 99840*T, A + 566032, A + 566032 + 88320*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(182, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 6400*T, A + 566032, A + 566032 + 99840*T, (real *)inputs[1], A + 566032 + 81920*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(183, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 128000*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(184, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 99840*T, A + 566032 + 6400*T, A + 566032 + 122880*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(185, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 5120*T, A + 566032 + 94720*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(187, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(188, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 507904, A + 566032 + 5120*T, A + 566032 + 117760*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(189, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 17920*T, A + 566032 + 99840*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(190, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(191, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(192, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 23040*T, A + 566032 + 17920*T, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(193, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 524288, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(194, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 17920*T, A + 566032, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(195, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(196, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(197, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 17920*T, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(198, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 540672, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(199, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k429_matmul_add_add(A + 566032 + 17920*T, A + 566032 + 5120*T, (real *)P + 169472, A + 566032 + 23040*T, A + 566032, T)); /* %571 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(200, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(201, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 17920*T, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(203, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 17920*T, A + 566032 + 112640*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(204, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(205, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(206, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240512*T, A + 566032, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %589 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(207, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 5120*T, A + 566032, A + 566032 + 241280*T, A + 566032 + 240512*T, A + 566032 + 107520*T, T)); /* %593 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(208, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240512*T, A + 566032 + 5120*T, T)); /* %597 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(209, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032, A + 566032 + 12800*T, A + 566032 + 5120*T, A + 566032 + 240512*T, T)); /* %599 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(210, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 557056, A + 566032, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(211, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k602_scatter_add(A + 0, A + 566032, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     memcpy(grads + 0, A + 0, sizeof(real)*131072); /* d loss / d text.tok_emb */
     memcpy(grads + 131072, A + 557056, sizeof(real)*5120); /* d loss / d text.pos_emb */
     memcpy(grads + 136192, A + 565888, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */

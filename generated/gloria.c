@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k6_fused_scale_addc:
  *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -649,19 +672,23 @@ static void k291_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k295_matmul:
- *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k297_add:
- *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k297_matmul_add:
+ *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
+static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 64*B; r0 += panel) {
+        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k298_sum:
@@ -683,27 +710,30 @@ static void k298_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1221 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k303_matmul:
- *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k304_add:
- *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k304_matmul_add:
+ *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k307_gather:
@@ -794,30 +824,28 @@ static void k321_fused_add_mul(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k325_matmul:
- *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k327_add:
- *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k327_matmul_add:
+ *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k329_permute:
@@ -837,25 +865,6 @@ static void k329_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k346_matmul:
- *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %986 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1128 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k352_fused_scale_addc_neg:
  *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -866,17 +875,31 @@ static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k353_fused_add_mul_scale:
- *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k353_matmul_add_mul_scale:
+ *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k354_max:
@@ -900,7 +923,7 @@ static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k358_mul:
@@ -938,9 +961,7 @@ static void k360_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k361_div:
  *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %988 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1130 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -984,34 +1005,46 @@ static void k363_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k371_fused_add_add:
- *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k371_matmul_add_add:
+ *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k388_matmul:
- *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k390_add:
- *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k390_matmul_add:
+ *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k391_gelu:
@@ -1023,11 +1056,26 @@ static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k395_matmul:
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k398_matmul_add_add:
+ *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k502_slice:
@@ -1039,19 +1087,23 @@ static void k502_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k506_matmul:
- *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k507_add:
- *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k507_matmul_add:
+ *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k508_slice:
@@ -1063,19 +1115,23 @@ static void k508_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k512_matmul:
- *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k514_add:
- *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k514_matmul_add:
+ *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k516_fused_sum_square:
@@ -1132,18 +1188,22 @@ static void k524_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k525_matmul:
- *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k526_scale:
- *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k526_matmul_scale:
+ *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k527_eye:
@@ -1174,7 +1234,7 @@ static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k532_sum:
@@ -1236,7 +1296,7 @@ static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k543_sum:
@@ -1361,9 +1421,10 @@ static void k568_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k569_matmul:
- *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k570_matmul_scale:
+ *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1374,15 +1435,14 @@ static void k569_matmul(real *restrict out, const real *restrict in0, const real
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k570_scale:
- *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k571_max:
@@ -1404,7 +1464,7 @@ static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k575_sum:
@@ -1420,8 +1480,7 @@ static void k575_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %783 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1516,7 +1575,7 @@ static void k595_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k596_mul:
@@ -1775,22 +1834,6 @@ static void k779_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k780_matmul:
- *   %780 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k780_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k781_matmul:
  *   %781 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k781_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1824,6 +1867,30 @@ static void k782_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k783_matmul_div:
+ *   %783 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %780 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k783_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k786_fused_sum_neg_mul:
@@ -2251,13 +2318,6 @@ static void k929_fused_add_id(real *restrict out, const real *restrict in0, cons
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k935_matmul:
- *   %935 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1077 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k935_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k936_matmul:
  *   %936 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %1078 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -2265,14 +2325,25 @@ static void k936_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k939_fused_mul_gelu_grad:
- *   %939 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k939_matmul_mul_gelu_grad:
+ *   %939 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %935 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %938 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1081 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k939_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %1081 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k939_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k940_sum:
@@ -2343,12 +2414,11 @@ static void k975_fused_add_add_id(real *restrict out, const real *restrict in0, 
 
 /* k981_matmul:
  *   %981 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1019 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %1029 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %1040 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %1123 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1161 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %1171 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1182 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k981_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -2384,6 +2454,31 @@ static void k987_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
+/* k988_matmul_div:
+ *   %988 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %986 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %1130 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k988_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k993_fused_mul_sum_neg_mul:
  *   %993 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %991 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -2413,14 +2508,26 @@ static void k1009_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1043_fused_add_add:
- *   %1043 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k1043_matmul_add_add:
+ *   %1043 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1019 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %1032 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1185 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1043_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %1185 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1043_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k1216_scatter_add:
@@ -2451,16 +2558,28 @@ static void k1217_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1219_matmul:
- *   %1219 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1219_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k1220_matmul:
  *   %1220 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k1220_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1221_matmul_scale:
+ *   %1221 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %1219 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k1221_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k1224_sum:
@@ -2706,14 +2825,17 @@ static void k1279_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2753,14 +2875,17 @@ static void k1370_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2958,14 +3083,17 @@ static void k1415_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3005,14 +3133,17 @@ static void k1506_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3212,14 +3343,17 @@ static void k1551_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3247,14 +3381,17 @@ static void k1642_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3406,7 +3543,7 @@ static void k1684_matmul(real *restrict out, const real *restrict in0, const rea
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[643] = {
+static reclf_prof_entry prof[615] = {
     {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -3509,12 +3646,10 @@ static reclf_prof_entry prof[643] = {
     {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -3522,18 +3657,14 @@ static reclf_prof_entry prof[643] = {
     {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3542,34 +3673,27 @@ static reclf_prof_entry prof[643] = {
     {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3578,37 +3702,31 @@ static reclf_prof_entry prof[643] = {
     {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -3630,8 +3748,7 @@ static reclf_prof_entry prof[643] = {
     {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -3682,10 +3799,9 @@ static reclf_prof_entry prof[643] = {
     {"k766_sum", "%766 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k775_fused_mul_mul_sum_mul", "%775 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k779_fused_add_mul_mul_id", "%779 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k780_matmul", "%780 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k781_matmul", "%781 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k782_sum", "%782 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k576_div", "%783 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k783_matmul_div", "%783 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k786_fused_sum_neg_mul", "%786 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k792_fused_scale_mul_add_id", "%792 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k577_matmul", "%793 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -3728,9 +3844,8 @@ static reclf_prof_entry prof[643] = {
     {"k929_fused_add_id", "%929 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k903_sum", "%930 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k905_sum", "%932 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k935_matmul", "%935 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k936_matmul", "%936 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k939_fused_mul_gelu_grad", "%939 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k939_matmul_mul_gelu_grad", "%939 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k940_sum", "%940 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k942_sum", "%942 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k945_matmul", "%945 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -3750,9 +3865,8 @@ static reclf_prof_entry prof[643] = {
     {"k981_matmul", "%981 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k982_matmul", "%982 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%985 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%986 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k987_matmul", "%987 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%988 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k988_matmul_div", "%988 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k993_fused_mul_sum_neg_mul", "%993 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1009_fused_scale_mul_mul_mul", "%1009 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1010 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -3760,7 +3874,6 @@ static reclf_prof_entry prof[643] = {
     {"k363_permute", "%1012 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k903_sum", "%1014 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k905_sum", "%1016 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1019 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1020 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1022 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k903_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -3772,7 +3885,7 @@ static reclf_prof_entry prof[643] = {
     {"k905_sum", "%1037 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k981_matmul", "%1040 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1041 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1043_fused_add_add", "%1043 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1043_matmul_add_add", "%1043 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k903_sum", "%1044 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k905_sum", "%1046 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k907_mul", "%1048 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3785,9 +3898,8 @@ static reclf_prof_entry prof[643] = {
     {"k975_fused_add_add_id", "%1071 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k903_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k905_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k935_matmul", "%1077 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k936_matmul", "%1078 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k939_fused_mul_gelu_grad", "%1081 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k939_matmul_mul_gelu_grad", "%1081 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k940_sum", "%1082 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k942_sum", "%1084 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k945_matmul", "%1087 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -3807,9 +3919,8 @@ static reclf_prof_entry prof[643] = {
     {"k981_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1127 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1128 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k987_matmul", "%1129 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1130 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k988_matmul_div", "%1130 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k993_fused_mul_sum_neg_mul", "%1135 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1009_fused_scale_mul_mul_mul", "%1151 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1152 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -3817,7 +3928,6 @@ static reclf_prof_entry prof[643] = {
     {"k363_permute", "%1154 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k903_sum", "%1156 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k905_sum", "%1158 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1161 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1162 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1164 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k903_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -3829,7 +3939,7 @@ static reclf_prof_entry prof[643] = {
     {"k905_sum", "%1179 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k981_matmul", "%1182 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1183 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1043_fused_add_add", "%1185 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1043_matmul_add_add", "%1185 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k903_sum", "%1186 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k905_sum", "%1188 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k907_mul", "%1190 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3843,9 +3953,8 @@ static reclf_prof_entry prof[643] = {
     {"k903_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1216_scatter_add", "%1216 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1217_sum", "%1217 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1219_matmul", "%1219 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k1220_matmul", "%1220 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k300_scale", "%1221 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1221_matmul_scale", "%1221 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1224_sum", "%1224 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1226_sum", "%1226 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1229_matmul", "%1229 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
@@ -4051,7 +4160,7 @@ static reclf_prof_entry prof[643] = {
     {"k1682_permute", "%1682 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k1684_matmul", "%1684 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria = {643, prof};
+const reclf_prof_table reclf_profile_gloria = {615, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -4170,553 +4279,525 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2424832*B, A + 1222704 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1222704 + 2424960*B, A + 1222704 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 102400*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245376*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245536*T, A + 1222704 + 2425584*B + 25168*B*T + 245376*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245536*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245744*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 245744*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245744*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 245744*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245856*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245856*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 97152*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1222704 + 2425584*B + 25168*B*T + 92032*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 92032*T, A + 1222704 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235440*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1222704 + 2334720*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(233, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k590_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(234, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k591_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235392*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k592_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(236, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k595_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k596_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(238, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k597_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(239, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k598_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(240, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k601_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(241, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k603_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(242, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(243, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(244, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235408*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(245, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235408*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(246, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(247, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(248, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(249, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(250, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(252, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235456*T, A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(253, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235456*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(254, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(255, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k634_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1222704 + 2400256*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2424832*B, A + 1222704 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1222704 + 2424960*B, A + 1222704 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 112640*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 117760*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245248*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245408*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 709856, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245728*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 908128, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235312*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 246400*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 246400*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k590_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(214, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k591_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(215, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k592_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(216, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k595_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(217, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k596_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(218, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k597_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(219, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k598_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(220, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k601_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k603_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(222, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(223, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(224, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235280*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(226, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(227, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(228, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(229, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(231, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(232, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235328*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(233, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235328*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(234, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(235, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k634_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(256, 0, sizeof(real)*((double)1), k713_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
-    CALL(257, (double)1, sizeof(real)*((double)1 + (double)1), k715_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(258, (double)B, sizeof(real)*((double)B + (double)1), k716_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(259, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k718_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(260, (double)B, sizeof(real)*((double)B + (double)B), k720_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(261, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k722_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(262, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(263, (double)T, sizeof(real)*((double)T + (double)T), k732_neg(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(264, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k734_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(265, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235408*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(266, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k745_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(267, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k750_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(268, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k762_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(269, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k763_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(270, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k764_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(271, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k765_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(272, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(273, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k775_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(274, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k779_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(275, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k780_matmul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2400256*B, B, T)); /* %780 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(276, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k781_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(277, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(278, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(279, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k786_fused_sum_neg_mul(A + 1222704 + 2425584*B + 15680*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(280, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k792_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 15680*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(281, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2334720*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(282, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k794_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(284, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(285, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k797_add(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(286, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k807_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(287, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k811_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(288, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k822_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(289, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k826_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(290, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(291, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(292, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k858_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k859_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k860_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 92032*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k869_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k873_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(297, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k882_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(298, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k886_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(299, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k887_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(300, (double)4992, sizeof(real)*((double)128 + (double)4992), k889_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(301, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k892_matmul(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(302, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k893_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(303, 0, sizeof(real)*((double)5120*T + (double)4992*T), k895_pad(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(304, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k896_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k898_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240512*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k899_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 97152*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(307, 0, sizeof(real)*((double)5120*T + (double)128*T), k901_pad(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 240512*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k902_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(310, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(311, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(312, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(313, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(314, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(315, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(316, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(317, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(318, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k929_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(321, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k935_matmul(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 990944, T)); /* %935 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(322, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(323, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k939_fused_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %939 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(324, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(325, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(326, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(327, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(330, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(331, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(334, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(335, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(336, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(337, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(340, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(341, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(342, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(343, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %986 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(344, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(345, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245856*T, T)); /* %988 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(346, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(347, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(348, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(349, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(350, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(353, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 891616, T)); /* %1019 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(354, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(355, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(356, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(357, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(358, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(359, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(360, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(363, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(364, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(365, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1043_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %1043 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(366, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(367, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(368, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(369, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(372, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(373, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(375, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(377, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(378, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k935_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, (real *)P + 792672, T)); /* %1077 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(379, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(380, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k939_fused_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1081 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(381, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(382, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(383, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(384, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(389, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(390, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(391, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(392, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(393, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(394, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(397, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(398, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(399, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(400, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1128 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(401, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(402, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245536*T, T)); /* %1130 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(403, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 245376*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(404, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 102400*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(405, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(407, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(410, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 693344, T)); /* %1161 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(411, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(415, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(416, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(417, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(418, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(419, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(420, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(421, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(422, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1043_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1185 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(423, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(424, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(425, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(426, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(429, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(430, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(431, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(432, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(433, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(434, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1216_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(435, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1217_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(436, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1219_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1219 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(437, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1220_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(438, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1221 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(439, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(440, (double)8192, sizeof(real)*((double)128 + (double)8192), k1226_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(441, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1229_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(442, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1230_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(443, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1232_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(444, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1233_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(445, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(446, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(447, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(448, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(449, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(456, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(457, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(466, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(479, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(480, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(481, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(482, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(483, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(484, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(485, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1327_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(486, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(495, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(496, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(497, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(498, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(499, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(500, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(501, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(502, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1367_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(503, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1368_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(504, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1370_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(505, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(506, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(507, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(508, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(509, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(516, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(517, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(526, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(539, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(545, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1463_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(546, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(558, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(559, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(560, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(561, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(562, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1503_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(563, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1504_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(564, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1506_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(565, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(566, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(567, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(568, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(569, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(570, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(571, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(572, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(573, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(574, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(575, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(576, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(577, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(581, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(582, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(583, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(584, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(585, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(586, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(598, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(599, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(600, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(601, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(605, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1599_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(606, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(611, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(612, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(613, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(614, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(615, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(616, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(617, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(618, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(619, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(620, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(621, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(622, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(623, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(624, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1642_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(625, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1644_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(626, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1650_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1651_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1665_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1669_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1672_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1674_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(638, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(639, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(640, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(641, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1682_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1684_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(236, 0, sizeof(real)*((double)1), k713_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
+    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), k715_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(238, (double)B, sizeof(real)*((double)B + (double)1), k716_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(239, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k718_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(240, (double)B, sizeof(real)*((double)B + (double)B), k720_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(241, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k722_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(242, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(243, (double)T, sizeof(real)*((double)T + (double)T), k732_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(244, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k734_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(245, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(246, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k745_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(247, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k750_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(248, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k762_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(249, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k763_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k764_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k765_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(253, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k775_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(254, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k779_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(255, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k781_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(256, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(257, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k783_matmul_div(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2334720*B, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(258, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k786_fused_sum_neg_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(259, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k792_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(260, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2400256*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(261, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k794_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(263, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2400256*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(264, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k797_add(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(265, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k807_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(266, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k811_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(267, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k822_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(268, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k826_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(269, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(270, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(271, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k858_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(272, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k859_matmul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(273, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k860_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(274, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k869_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(275, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k873_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(276, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k882_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(277, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k886_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(278, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k887_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(279, (double)4992, sizeof(real)*((double)128 + (double)4992), k889_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(280, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k892_matmul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(281, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k893_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(282, 0, sizeof(real)*((double)5120*T + (double)4992*T), k895_pad(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(283, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k896_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k898_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k899_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, 0, sizeof(real)*((double)5120*T + (double)128*T), k901_pad(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(287, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k902_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(297, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k929_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(301, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k939_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %939 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(302, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(303, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(305, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 51200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 51200*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(320, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(321, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 58880*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(322, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k988_matmul_div(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %988 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(323, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 64000*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(324, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 64000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(325, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(327, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 58880*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(330, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(331, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(334, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(335, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(336, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(339, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(340, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(341, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1043_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, (real *)P + 891616, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1043 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(355, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k939_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1081 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(375, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(376, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k988_matmul_div(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %1130 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(377, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(378, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(379, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(381, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(384, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(385, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(386, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(387, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(388, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(389, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(390, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(393, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(394, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(395, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1043_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (real *)P + 693344, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1185 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(397, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(398, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(406, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(407, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1216_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1217_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(409, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1220_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(410, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1221_matmul_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1221 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(411, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(412, (double)8192, sizeof(real)*((double)128 + (double)8192), k1226_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(413, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1229_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(414, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1230_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1232_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(416, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1233_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(417, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(418, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(424, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(435, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(436, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(438, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(451, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(452, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1327_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(473, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(474, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1367_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(475, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1368_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(476, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1370_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(477, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(478, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(484, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(485, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(498, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(511, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(512, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(513, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(514, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(515, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(516, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1463_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1503_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1504_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1506_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(538, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(539, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(540, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(541, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(542, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(546, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(547, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(548, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(549, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(550, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(551, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(552, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(553, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(554, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(555, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(556, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(558, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(562, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(563, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(564, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(565, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(571, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(572, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(573, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(574, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(575, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(576, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(577, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1599_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(585, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(593, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(594, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(595, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(596, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1642_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(597, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1644_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(598, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1650_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(602, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1651_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(603, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(604, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(605, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(606, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1665_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(607, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1669_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(608, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1672_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(609, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1674_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(611, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(612, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(613, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1682_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(614, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1684_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1214464, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1222656, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -80,18 +68,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k18_eye:
@@ -122,7 +114,7 @@ static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
@@ -184,7 +176,7 @@ static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -309,9 +301,10 @@ static void k59_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k60_matmul:
- *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k61_matmul_scale:
+ *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -322,15 +315,14 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k62_max:
@@ -352,7 +344,7 @@ static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
@@ -368,8 +360,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %220 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -464,7 +455,7 @@ static void k86_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k87_mul:
@@ -723,22 +714,6 @@ static void k216_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k217_matmul:
- *   %217 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k217_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k218_matmul:
  *   %218 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -772,6 +747,30 @@ static void k219_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k220_matmul_div:
+ *   %220 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k220_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k223_fused_sum_neg_mul:
@@ -963,15 +962,14 @@ static void k323_fused_add_mul_mul_id(real *restrict out, const real *restrict i
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[105] = {
+static reclf_prof_entry prof[102] = {
     {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -993,8 +991,7 @@ static reclf_prof_entry prof[105] = {
     {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -1045,10 +1042,9 @@ static reclf_prof_entry prof[105] = {
     {"k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k217_matmul", "%217 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k218_matmul", "%218 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k219_sum", "%219 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k67_div", "%220 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k220_matmul_div", "%220 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%230 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -1070,7 +1066,7 @@ static reclf_prof_entry prof[105] = {
     {"k319_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k323_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria_features_loss = {105, prof};
+const reclf_prof_table reclf_profile_gloria_features_loss = {102, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1093,111 +1089,108 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48 + 24576*B, (real *)inputs[2], A + 48 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 24912*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 25104*B*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 15232*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24704*B, A + 48 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24864*B, A + 48 + 24912*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24720*B, A + 48 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5040*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 15120*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 24880*B, A + 48 + 24704*B, A + 48 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15104*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 48 + 24912*B + 25168*B*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T, A + 48, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 48 + 24912*B, A + 48 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 48 + 24912*B + 24960*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 48 + 24912*B + 25008*B*T, A + 48 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(39, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k81_fused_scale_addc_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[4], T)); /* %81 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(40, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k82_fused_add_mul_scale_sum(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 4992*B*T, (real *)inputs[4], A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %82 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(41, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k83_max(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(42, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k86_fused_exp_sub(A + 48 + 24912*B + 10032*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %86 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(43, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k87_mul(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10032*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(44, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k88_sum(A + 48 + 24912*B + 10112*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_clampmin(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(46, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k92_fused_scale_add_log(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %92 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(48, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10016*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(49, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %99 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(50, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5008*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(51, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(52, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(53, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24768*B, A + 48 + 24912*B + 10016*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(54, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24768*B, B, T)); /* %110 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(55, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24784*B, A + 48 + 24912*B + 10128*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(56, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(57, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24816*B, A + 48 + 24912*B + 10096*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(58, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 5056*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(59, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(60, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(61, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k125_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 24912*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 25104*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 15232*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24704*B, A + 48 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B, A + 48 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24864*B, A + 48 + 24912*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24720*B, A + 48 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5040*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 15120*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 24880*B, A + 48 + 24704*B, A + 48 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15104*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 48 + 24912*B + 25168*B*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T, A + 48, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 48 + 24912*B + 24960*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 48 + 24912*B + 25008*B*T, A + 48 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k81_fused_scale_addc_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[4], T)); /* %81 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(38, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k82_fused_add_mul_scale_sum(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 4992*B*T, (real *)inputs[4], A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %82 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(39, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k83_max(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(40, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k86_fused_exp_sub(A + 48 + 24912*B + 10032*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %86 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(41, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k87_mul(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10032*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(42, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k88_sum(A + 48 + 24912*B + 10112*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(43, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_clampmin(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(44, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k92_fused_scale_add_log(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %92 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(46, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10016*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(47, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %99 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(48, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5008*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24768*B, A + 48 + 24912*B + 10016*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(52, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24768*B, B, T)); /* %110 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(53, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24784*B, A + 48 + 24912*B + 10128*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(54, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(55, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24816*B, A + 48 + 24912*B + 10096*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(56, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 5056*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(57, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(58, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(59, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k125_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(62, 0, sizeof(real)*((double)1), k150_fill(A + 16)); /* %150 fill []  graphs/lib/model.lua:137 */
-    CALL(63, (double)1, sizeof(real)*((double)1 + (double)1), k152_scale(A + 32, A + 16, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(64, (double)B, sizeof(real)*((double)B + (double)1), k153_id(A + 48 + 24896*B, A + 32, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(65, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k155_fused_mul_id(A + 48 + 24912*B + 25168*B*T + 15264*T, A + 32, A + 48 + 24912*B + 25168*B*T + 5040*T, T)); /* %155 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(66, (double)B, sizeof(real)*((double)B + (double)B), k157_neg(A + 48 + 24768*B, A + 48 + 24896*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(67, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k159_fused_mul_id(A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %159 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(68, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24768*B, A + 48 + 24896*B, A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %163 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(69, (double)T, sizeof(real)*((double)T + (double)T), k169_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(70, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k171_fused_mul_id(A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %171 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(71, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %176 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(72, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k182_fused_scale_add_add_add(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %182 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(73, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k187_fused_mul_div_scale_step(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %187 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(74, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k199_fused_scale_mul_mul_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 10000*B*T, (real *)inputs[4], A + 48 + 24912*B + 10032*B*T, B, T)); /* %199 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(75, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(76, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(77, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k202_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(78, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(79, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k212_fused_mul_mul_sum_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(80, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k216_fused_add_mul_mul_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(81, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k217_matmul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(82, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k218_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(83, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48 + 8192*B, A + 48 + 24912*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(84, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %220 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(85, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k223_fused_sum_neg_mul(A + 48 + 24912*B + 15680*B*T, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 22464*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(86, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k229_fused_scale_mul_add_id(A + 48 + 24912*B + 13184*B*T, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 15680*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(87, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B + 8192*B*T, A + 48 + 24912*B + 13184*B*T, A + 48, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(88, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k231_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 13184*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(90, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48, A + 48 + 24912*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(91, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(92, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(93, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k248_fused_add_add_mul_mul(A + 48 + 16384*B, A + 48 + 8192*B, A + 48, A + 48 + 24704*B, A + 48 + 24768*B, (real *)inputs[3], B)); /* %248 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(94, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k259_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 9984*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %259 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(95, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k263_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[1], T)); /* %263 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(96, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24704*B, A + 48 + 24896*B, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(97, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(98, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k295_fused_scale_add_add_add(A + 48 + 24912*B, A + 48 + 24912*B + 25136*B*T, A + 48 + 24704*B, A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(99, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k296_matmul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(100, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k297_matmul(A + 48, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(101, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k306_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(102, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k310_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(103, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k319_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 5248*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %319 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(104, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k323_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T + 5120*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 5248*T, (real *)inputs[0], T)); /* %323 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(60, 0, sizeof(real)*((double)1), k150_fill(A + 16)); /* %150 fill []  graphs/lib/model.lua:137 */
+    CALL(61, (double)1, sizeof(real)*((double)1 + (double)1), k152_scale(A + 32, A + 16, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(62, (double)B, sizeof(real)*((double)B + (double)1), k153_id(A + 48 + 24896*B, A + 32, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(63, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k155_fused_mul_id(A + 48 + 24912*B + 25168*B*T + 15264*T, A + 32, A + 48 + 24912*B + 25168*B*T + 5040*T, T)); /* %155 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(64, (double)B, sizeof(real)*((double)B + (double)B), k157_neg(A + 48 + 24768*B, A + 48 + 24896*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(65, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k159_fused_mul_id(A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %159 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(66, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24768*B, A + 48 + 24896*B, A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %163 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)T, sizeof(real)*((double)T + (double)T), k169_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(68, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k171_fused_mul_id(A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %171 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(69, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %176 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(70, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k182_fused_scale_add_add_add(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %182 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(71, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k187_fused_mul_div_scale_step(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %187 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(72, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k199_fused_scale_mul_mul_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 10000*B*T, (real *)inputs[4], A + 48 + 24912*B + 10032*B*T, B, T)); /* %199 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(73, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(74, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(75, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k202_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(76, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(77, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k212_fused_mul_mul_sum_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(78, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k216_fused_add_mul_mul_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(79, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k218_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(80, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48 + 8192*B, A + 48 + 24912*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(81, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k220_matmul_div(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, (real *)inputs[3], A + 48 + 24912*B + 24960*B*T, B, T)); /* %220 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(82, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k223_fused_sum_neg_mul(A + 48 + 24912*B, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 22464*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(83, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k229_fused_scale_mul_add_id(A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 19968*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(84, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B + 8192*B*T, A + 48 + 24912*B + 17472*B*T, A + 48, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(85, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k231_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(87, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48, A + 48 + 24912*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(88, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(89, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(90, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k248_fused_add_add_mul_mul(A + 48 + 16384*B, A + 48 + 8192*B, A + 48, A + 48 + 24704*B, A + 48 + 24768*B, (real *)inputs[3], B)); /* %248 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(91, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k259_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 9984*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %259 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(92, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k263_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[1], T)); /* %263 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(93, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24704*B, A + 48 + 24896*B, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(94, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(95, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k295_fused_scale_add_add_add(A + 48 + 24912*B, A + 48 + 24912*B + 25136*B*T, A + 48 + 24704*B, A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(96, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k296_matmul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(97, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k297_matmul(A + 48, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(98, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k306_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(99, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k310_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(100, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k319_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 5248*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %319 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(101, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k323_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T + 5120*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 5248*T, (real *)inputs[0], T)); /* %323 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 24912*B + 25168*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 48 + 24912*B + 25168*B*T, sizeof(real)*(size_t)(4992*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k9_fused_rsqrt_clampmin_sum_square:
  *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
@@ -66,18 +54,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k21_fused_rsqrt_clampmin_sum_square:
@@ -120,9 +112,10 @@ static void k29_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k30_matmul:
- *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k30_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k31_matmul_scale:
+ *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k31_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -133,15 +126,14 @@ static void k30_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k31_scale:
- *   %31 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k31_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k32_max:
@@ -163,7 +155,7 @@ static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k36_sum:
@@ -260,7 +252,7 @@ static void k57_fused_mul_exp_sub(real *restrict out, const real *restrict in0, 
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (exp(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
+                out[i0*39*B + i1*39 + i2] = (exp_real(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
 }
 
 /* k58_sum:
@@ -296,19 +288,17 @@ static void k64_scale(real *restrict out, const real *restrict in0, long B, long
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[25] = {
+static reclf_prof_entry prof[23] = {
     {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k31_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -323,7 +313,7 @@ static reclf_prof_entry prof[25] = {
     {"k62_fused_scale_add_log_clampmin", "%62 fused:scale_add_log_clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
     {"k64_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria_score = {25, prof};
+const reclf_prof_table reclf_profile_gloria_score = {23, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -344,27 +334,25 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 8256*B + 7600*B*T, (real *)inputs[0], A + 8256*B + 7600*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 8256*B + 7584*B*T, A + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(7, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 7600*B*T, (real *)inputs[1], A + 8256*B + 7600*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(8, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(9, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(10, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(11, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(13, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(14, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(15, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(16, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 4992*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(17, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7488*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(18, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_scale_addc_neg(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[4], T)); /* %51 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(19, (double)15093*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*T + (double)39*T), k52_fused_add_mul_scale_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7600*B*T, A + 8256*B, A + 8256*B + 7488*B*T, (real *)inputs[4], A + 8256*B + 7600*B*T + 4992*T, B, T)); /* %52 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(20, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k53_max(A + 8256*B, A + 8256*B + 7536*B*T, B, T)); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(21, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k57_fused_mul_exp_sub(A + 8256*B + 7488*B*T, A + 8256*B + 7536*B*T, A + 8256*B, (real *)inputs[4], B, T)); /* %57 fused:mul_exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(22, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k58_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7488*B*T, B, T)); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(23, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k62_fused_scale_add_log_clampmin(A + 8256*B + 7552*B*T, A + 8256*B + 7536*B*T, A + 8256*B, B, T)); /* %62 fused:scale_add_log_clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k64_scale(A + 8256*B + 7568*B*T, A + 8256*B + 7552*B*T, B, T)); /* %64 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 8256*B + 7584*B*T, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 7600*B*T, (real *)inputs[1], A + 8256*B + 7600*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k31_matmul_scale(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 8256*B + 2496*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 4992*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7488*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(16, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_scale_addc_neg(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[4], T)); /* %51 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(17, (double)15093*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*T + (double)39*T), k52_fused_add_mul_scale_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7600*B*T, A + 8256*B, A + 8256*B + 7488*B*T, (real *)inputs[4], A + 8256*B + 7600*B*T + 4992*T, B, T)); /* %52 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(18, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k53_max(A + 8256*B, A + 8256*B + 7536*B*T, B, T)); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(19, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k57_fused_mul_exp_sub(A + 8256*B + 7488*B*T, A + 8256*B + 7536*B*T, A + 8256*B, (real *)inputs[4], B, T)); /* %57 fused:mul_exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(20, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k58_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7488*B*T, B, T)); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(21, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k62_fused_scale_add_log_clampmin(A + 8256*B + 7552*B*T, A + 8256*B + 7536*B*T, A + 8256*B, B, T)); /* %62 fused:scale_add_log_clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(22, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k64_scale(A + 8256*B + 7568*B*T, A + 8256*B + 7552*B*T, B, T)); /* %64 map:scale [T,B]  graphs/lib/model.lua:50 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k6_fused_scale_addc:
  *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -649,19 +672,23 @@ static void k291_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k295_matmul:
- *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k297_add:
- *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k297_matmul_add:
+ *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
+static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 64*B; r0 += panel) {
+        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k298_sum:
@@ -683,27 +710,30 @@ static void k298_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1385 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k303_matmul:
- *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k304_add:
- *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k304_matmul_add:
+ *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k307_gather:
@@ -794,30 +824,28 @@ static void k321_fused_add_mul(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k325_matmul:
- *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k327_add:
- *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k327_matmul_add:
+ *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k329_permute:
@@ -837,25 +865,6 @@ static void k329_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k346_matmul:
- *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1150 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1292 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k352_fused_scale_addc_neg:
  *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -866,17 +875,31 @@ static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k353_fused_add_mul_scale:
- *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k353_matmul_add_mul_scale:
+ *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k354_max:
@@ -900,7 +923,7 @@ static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k358_mul:
@@ -938,9 +961,7 @@ static void k360_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k361_div:
  *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1152 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1294 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -984,34 +1005,46 @@ static void k363_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k371_fused_add_add:
- *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k371_matmul_add_add:
+ *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k388_matmul:
- *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k390_add:
- *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k390_matmul_add:
+ *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k391_gelu:
@@ -1023,11 +1056,26 @@ static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k395_matmul:
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k398_matmul_add_add:
+ *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k502_slice:
@@ -1039,23 +1087,23 @@ static void k502_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k506_matmul:
- *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36
- *   %763 matmul [T,128]   graphs/lib/irm.lua:10
- *   %768 matmul [T,128]   graphs/lib/irm.lua:10
- *   %771 matmul [T,128]   graphs/lib/irm.lua:10
- *   %893 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
-static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k507_add:
- *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k507_matmul_add:
+ *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k508_slice:
@@ -1067,21 +1115,23 @@ static void k508_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k512_matmul:
- *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37
- *   %918 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %922 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k514_add:
- *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k514_matmul_add:
+ *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k516_fused_sum_square:
@@ -1138,18 +1188,22 @@ static void k524_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k525_matmul:
- *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k526_scale:
- *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k526_matmul_scale:
+ *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k527_eye:
@@ -1180,7 +1234,7 @@ static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k532_sum:
@@ -1242,7 +1296,7 @@ static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k543_sum:
@@ -1367,9 +1421,10 @@ static void k568_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k569_matmul:
- *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k570_matmul_scale:
+ *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1380,15 +1435,14 @@ static void k569_matmul(real *restrict out, const real *restrict in0, const real
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k570_scale:
- *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k571_max:
@@ -1410,7 +1464,7 @@ static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k575_sum:
@@ -1426,8 +1480,7 @@ static void k575_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %945 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1497,21 +1550,6 @@ static void k590_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k595_matmul:
- *   %595 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k595_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-    }
-}
-
 /* k601_fused_scale_addc_neg:
  *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *     + %600 map:addc [T,1,39]  graphs/lib/srm.lua:12
@@ -1523,16 +1561,29 @@ static void k601_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k602_fused_add_mul_scale:
- *   %602 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+/* k602_matmul_add_mul_scale:
+ *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %595 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %598 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %596 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k602_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
+static void k602_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*1521 + r*39;
+            #pragma omp simd
+            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k603_max:
@@ -1554,7 +1605,7 @@ static void k606_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k607_mul:
@@ -1600,11 +1651,18 @@ static void k610_div(real *restrict out, const real *restrict in0, const real *r
 /* k623_matmul:
  *   %623 matmul [T,128]   graphs/lib/irm.lua:9
  *   %872 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %877 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   %889 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   %1062 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
 static void k623_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k763_matmul:
+ *   %763 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %768 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %771 matmul [T,128]   graphs/lib/irm.lua:10 */
+static void k763_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
 /* k774_fused_sum_mul:
@@ -1668,7 +1726,7 @@ static void k640_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k641_mul:
@@ -2019,12 +2077,6 @@ static void k835_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k836_matmul:
- *   %836 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k836_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k842_fused_div_mul:
  *   %842 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %820 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
@@ -2118,7 +2170,6 @@ static void k869_sum(real *restrict out, const real *restrict in0, long T) {
 
 /* k873_matmul:
  *   %873 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %878 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %890 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %894 matmul [128,128] (backward)  graphs/lib/irm.lua:9
  *   %1063 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
@@ -2126,22 +2177,43 @@ static void k873_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k874_add:
- *   %874 map:add [128,128] (backward)  graphs/lib/irm.lua:10 */
-static void k874_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    #pragma omp parallel for simd if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 16384; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k874_matmul_add:
+ *   %874 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
+ *     + %836 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue) */
+static void k874_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 128; r0 += panel) {
+        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
+        }
+    }
 }
 
-/* k879_fused_add_id:
- *   %879 fused:add_id [128,128] (backward)  graphs/lib/irm.lua:10
+/* k879_matmul_add_id:
+ *   %879 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
+ *     + %878 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
  *     + %839 map:id [128,128]  graphs/lib/model.lua:33 */
-static void k879_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) + (in1[i0*128 + i1]);
+static void k879_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 128; r0 += panel) {
+        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        /* epilogue (add_id), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((in2[lb1 + r*1])) + (o[c]);
+        }
+    }
 }
 
 /* k886_fused_add_add_add_mul:
@@ -2160,12 +2232,23 @@ static void k886_fused_add_add_add_mul(real *restrict out, const real *restrict 
                 out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
 }
 
-/* k887_add:
- *   %887 map:add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k887_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k887_matmul_add:
+ *   %887 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *     + %877 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue) */
+static void k887_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
+        }
+    }
 }
 
 /* k901_fused_mul_sum_neg_mul:
@@ -2225,6 +2308,13 @@ static void k916_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
+/* k918_matmul:
+ *   %918 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %922 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
+static void k918_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
 /* k919_matmul:
  *   %919 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   %923 matmul [128,128] (backward)  graphs/lib/srm.lua:11
@@ -2271,22 +2361,6 @@ static void k941_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k942_matmul:
- *   %942 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k942_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k943_matmul:
  *   %943 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k943_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -2320,6 +2394,30 @@ static void k944_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k945_matmul_div:
+ *   %945 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %942 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k945_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k948_fused_sum_neg_mul:
@@ -2498,18 +2596,31 @@ static void k1046_fused_mul_mul_sum_mul(real *restrict out, const real *restrict
         { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k1050_fused_add_add_mul_mul:
- *   %1050 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+/* k1050_matmul_add_add_mul_mul:
+ *   %1050 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %893 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
  *     + %1040 map:add [T,128]  graphs/lib/losses.lua:21
  *     + %1037 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %1049 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %1047 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %1048 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k1050_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
+static void k1050_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        const long lb4 = 0;
+        const long lb5 = 0;
+        /* epilogue (add_add_mul_mul), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
+        }
+    }
 }
 
 /* k1051_sum:
@@ -2708,13 +2819,6 @@ static void k1093_fused_add_id(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k1099_matmul:
- *   %1099 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1241 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1099_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k1100_matmul:
  *   %1100 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %1242 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -2722,14 +2826,25 @@ static void k1100_matmul(real *restrict out, const real *restrict in0, const rea
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k1103_fused_mul_gelu_grad:
- *   %1103 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k1103_matmul_mul_gelu_grad:
+ *   %1103 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %1099 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %1102 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1245 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1103_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %1245 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1103_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k1104_sum:
@@ -2800,12 +2915,11 @@ static void k1139_fused_add_add_id(real *restrict out, const real *restrict in0,
 
 /* k1145_matmul:
  *   %1145 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1183 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %1193 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %1204 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %1287 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1325 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %1335 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1346 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k1145_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -2841,6 +2955,31 @@ static void k1151_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
+/* k1152_matmul_div:
+ *   %1152 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %1150 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %1294 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1152_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k1157_fused_mul_sum_neg_mul:
  *   %1157 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %1155 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -2870,14 +3009,26 @@ static void k1173_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1207_fused_add_add:
- *   %1207 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k1207_matmul_add_add:
+ *   %1207 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1183 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %1196 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1349 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1207_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %1349 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1207_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k1380_scatter_add:
@@ -2908,16 +3059,28 @@ static void k1381_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1383_matmul:
- *   %1383 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1383_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k1384_matmul:
  *   %1384 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k1384_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1385_matmul_scale:
+ *   %1385 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %1383 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k1385_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k1388_sum:
@@ -3163,14 +3326,17 @@ static void k1443_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3210,14 +3376,17 @@ static void k1534_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3415,14 +3584,17 @@ static void k1579_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3462,14 +3634,17 @@ static void k1670_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3669,14 +3844,17 @@ static void k1715_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3704,14 +3882,17 @@ static void k1806_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3863,7 +4044,7 @@ static void k1848_matmul(real *restrict out, const real *restrict in0, const rea
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[715] = {
+static reclf_prof_entry prof[682] = {
     {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -3966,12 +4147,10 @@ static reclf_prof_entry prof[715] = {
     {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -3979,18 +4158,14 @@ static reclf_prof_entry prof[715] = {
     {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3999,34 +4174,27 @@ static reclf_prof_entry prof[715] = {
     {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -4035,37 +4203,31 @@ static reclf_prof_entry prof[715] = {
     {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -4087,8 +4249,7 @@ static reclf_prof_entry prof[715] = {
     {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -4100,9 +4261,8 @@ static reclf_prof_entry prof[715] = {
     {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k590_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k590_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k595_matmul", "%595 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k601_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k602_fused_add_mul_scale", "%602 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k602_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k603_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k606_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k607_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -4110,9 +4270,9 @@ static reclf_prof_entry prof[715] = {
     {"k609_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k610_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k623_matmul", "%623 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%763 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%768 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%771 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k763_matmul", "%763 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k763_matmul", "%768 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k763_matmul", "%771 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k774_fused_sum_mul", "%774 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k775_matmul", "%775 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k601_fused_scale_addc_neg", "%635 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
@@ -4167,7 +4327,6 @@ static reclf_prof_entry prof[715] = {
     {"k830_sum", "%830 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k832_sum", "%832 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k835_matmul", "%835 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k836_matmul", "%836 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k842_fused_div_mul", "%842 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k844_fused_neg_mul", "%844 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k642_sum", "%845 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
@@ -4183,38 +4342,34 @@ static reclf_prof_entry prof[715] = {
     {"k869_sum", "%869 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k623_matmul", "%872 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k873_matmul", "%873 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k874_add", "%874 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k623_matmul", "%877 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%878 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k879_fused_add_id", "%879 fused:add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k874_matmul_add", "%874 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k879_matmul_add_id", "%879 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k825_id", "%881 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k827_mul", "%883 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k868_sum", "%884 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k869_sum", "%885 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k886_fused_add_add_add_mul", "%886 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k887_add", "%887 map:add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k887_matmul_add", "%887 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k623_matmul", "%889 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k873_matmul", "%890 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k506_matmul", "%893 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k873_matmul", "%894 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k610_div", "%896 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
     {"k901_fused_mul_sum_neg_mul", "%901 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
     {"k914_fused_scale_mul_mul_mul", "%914 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k915_matmul", "%915 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k916_matmul", "%916 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k512_matmul", "%918 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k918_matmul", "%918 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k919_matmul", "%919 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k512_matmul", "%922 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k918_matmul", "%922 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k919_matmul", "%923 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k827_mul", "%926 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k927_mul", "%927 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k868_sum", "%928 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k937_fused_mul_mul_sum_mul", "%937 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k941_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k942_matmul", "%942 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k943_matmul", "%943 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k944_sum", "%944 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k576_div", "%945 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k945_matmul_div", "%945 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k948_fused_sum_neg_mul", "%948 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k954_fused_scale_mul_add_id", "%954 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k577_matmul", "%955 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -4234,7 +4389,7 @@ static reclf_prof_entry prof[715] = {
     {"k1032_fused_mul_mul_sum_mul", "%1032 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k1036_fused_add_mul_mul_id", "%1036 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k1046_fused_mul_mul_sum_mul", "%1046 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1050_fused_add_add_mul_mul", "%1050 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1050_matmul_add_add_mul_mul", "%1050 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k1051_sum", "%1051 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k832_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k590_matmul", "%1056 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
@@ -4257,9 +4412,8 @@ static reclf_prof_entry prof[715] = {
     {"k1093_fused_add_id", "%1093 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1094 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1096 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1099_matmul", "%1099 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1100_matmul", "%1100 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1103_fused_mul_gelu_grad", "%1103 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1103_matmul_mul_gelu_grad", "%1103 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1104_sum", "%1104 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1106_sum", "%1106 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1109_matmul", "%1109 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -4279,9 +4433,8 @@ static reclf_prof_entry prof[715] = {
     {"k1145_matmul", "%1145 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1146 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1149 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1150 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1151_matmul", "%1151 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1152 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1152_matmul_div", "%1152 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1157_fused_mul_sum_neg_mul", "%1157 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1173_fused_scale_mul_mul_mul", "%1173 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1174 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -4289,7 +4442,6 @@ static reclf_prof_entry prof[715] = {
     {"k363_permute", "%1176 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1178 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1180 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1183 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1184 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1186 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1188 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -4301,7 +4453,7 @@ static reclf_prof_entry prof[715] = {
     {"k1069_sum", "%1201 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1145_matmul", "%1204 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1205 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1207_fused_add_add", "%1207 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1207_matmul_add_add", "%1207 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1208 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1210 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1071_mul", "%1212 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -4314,9 +4466,8 @@ static reclf_prof_entry prof[715] = {
     {"k1139_fused_add_add_id", "%1235 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1236 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1238 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1099_matmul", "%1241 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1100_matmul", "%1242 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1103_fused_mul_gelu_grad", "%1245 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1103_matmul_mul_gelu_grad", "%1245 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1104_sum", "%1246 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1106_sum", "%1248 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1109_matmul", "%1251 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -4336,9 +4487,8 @@ static reclf_prof_entry prof[715] = {
     {"k1145_matmul", "%1287 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1288 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1291 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1292 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1151_matmul", "%1293 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1294 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1152_matmul_div", "%1294 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1157_fused_mul_sum_neg_mul", "%1299 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1173_fused_scale_mul_mul_mul", "%1315 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1316 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -4346,7 +4496,6 @@ static reclf_prof_entry prof[715] = {
     {"k363_permute", "%1318 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1320 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1322 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1326 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1328 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1330 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -4358,7 +4507,7 @@ static reclf_prof_entry prof[715] = {
     {"k1069_sum", "%1343 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1145_matmul", "%1346 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1146_matmul", "%1347 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1207_fused_add_add", "%1349 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1207_matmul_add_add", "%1349 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1067_sum", "%1350 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1069_sum", "%1352 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1071_mul", "%1354 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -4372,9 +4521,8 @@ static reclf_prof_entry prof[715] = {
     {"k1067_sum", "%1378 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1380_scatter_add", "%1380 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1381_sum", "%1381 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1383_matmul", "%1383 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k1384_matmul", "%1384 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k300_scale", "%1385 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1385_matmul_scale", "%1385 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1388_sum", "%1388 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1390_sum", "%1390 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1393_matmul", "%1393 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
@@ -4580,7 +4728,7 @@ static reclf_prof_entry prof[715] = {
     {"k1846_permute", "%1846 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k1848_matmul", "%1848 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf = {715, prof};
+const reclf_prof_table reclf_profile_reclf = {682, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -4590,7 +4738,7 @@ const reclf_prof_table reclf_profile_reclf = {715, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1321008 + 2425584*B + 40192*B*T + 256896*T);
+    return sizeof(real) * (size_t)(1321008 + 2425584*B + 40192*B*T + 257024*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -4699,625 +4847,592 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1321008 + 2424832*B, A + 1321008 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1321008 + 2424960*B, A + 1321008 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 138240*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 148480*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 153600*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 102400*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255360*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255520*T, A + 1321008 + 2425584*B + 40192*B*T + 255360*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 108800*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255520*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 108800*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255728*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 255728*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256432*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 168960*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 256432*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255728*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 255728*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256480*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 256480*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255840*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 121600*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255840*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 121600*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256528*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 256528*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 97280*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256576*T, A + 1321008 + 2425584*B + 40192*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 97280*T, A + 1321008 + 2425584*B + 40192*B*T + 256576*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1321008 + 2425584*B + 40192*B*T + 97152*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256816*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256832*T, A + 1321008 + 2425584*B + 40192*B*T + 256816*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1321008 + 2425584*B + 40192*B*T + 92032*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256832*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1321008 + 2425504*B, A + 1321008 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 92032*T, A + 1321008 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1321008 + 2425584*B + 16*B*T, A + 1321008 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256624*T, A + 1321008 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40128*B*T, A + 1321008 + 2425584*B + 16*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256624*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256848*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256864*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 16*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 16*B*T, A + 1321008 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425536*B, A + 1321008 + 2425584*B + 40144*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425232*B, A + 1321008 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256304*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256864*T, A + 1321008 + 2425584*B + 40192*B*T + 256624*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16512, A + 0, A + 1321008 + 2425552*B, A + 1321008 + 2425216*B, A + 1321008 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256624*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256672*T, A + 1321008 + 2425584*B + 40192*B*T + 256624*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 256672*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1321008 + 2416640*B, A + 1321008 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1321008 + 2334720*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1321008 + 2425584*B + 39936*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1321008 + 2425584*B + 39984*B*T, A + 1321008 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(234, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235392*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(235, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240384*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(236, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k595_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 235392*T, A + 1321008 + 2425584*B + 40192*B*T + 240384*T, T)); /* %595 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(237, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(238, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k602_fused_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 246912*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %602 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(239, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 246912*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(240, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 246912*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(241, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(242, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1321008 + 2425584*B + 40192*B*T + 256720*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(243, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256768*T, A + 1321008 + 2425584*B + 40192*B*T + 256720*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(244, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 256768*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(245, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %623 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(246, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %763 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(247, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1139040, T)); /* %768 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(248, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, (real *)P + 1122656, T)); /* %771 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(249, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k774_fused_sum_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, B, T)); /* %774 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(250, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %775 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(251, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %635 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(252, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k636_fused_add_mul_scale_add(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %636 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(253, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k637_max(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %637 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(254, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k640_fused_exp_sub(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %640 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(255, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k641_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], B, T)); /* %641 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(256, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %642 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(257, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k643_clampmin(A + 1321008 + 2425584*B + 25280*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %643 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(258, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k644_div(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %644 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(259, (double)16384, sizeof(real)*((double)128 + (double)16384), k753_sum(A + 16384, (real *)P + 1139040)); /* %753 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(260, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k756_matmul(A + 32768, A + 16384, (real *)P + 1122656)); /* %756 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(261, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k759_fused_sum_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 32768, B, T)); /* %759 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(262, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %760 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(263, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k761_fused_add_sum(A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %761 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(264, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25200*B*T, B, T)); /* %645 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(265, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %646 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(266, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k648_scale(A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %648 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(267, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %650 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(268, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %653 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(269, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256272*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %654 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(270, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %655 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(271, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %658 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(272, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %661 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(273, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425280*B, B, T)); /* %664 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(274, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425296*B, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %665 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(275, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %666 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(276, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425328*B, A + 1321008 + 2425584*B + 40112*B*T, B, T)); /* %670 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(277, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %673 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(278, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 16528, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %674 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(279, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 1321008 + 2425312*B, A + 1321008 + 2425280*B, A + 1321008 + 2425328*B, B)); /* %677 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(280, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k679_add(A + 1320992, A + 16512, A + 16544)); /* %679 map:add []  graphs/lib/model.lua:85 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1321008 + 2400256*B, A + 1321008 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1321008 + 2424832*B, A + 1321008 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1321008 + 2424960*B, A + 1321008 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 112640*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 117760*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255392*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 138240*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 709856, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 148480*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 153600*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 168960*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255712*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 908128, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256944*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1321008 + 2425504*B, A + 1321008 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40128*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256976*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425216*B, A + 1321008 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425536*B, A + 1321008 + 2425584*B + 40144*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425232*B, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256304*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1321008 + 2425552*B, A + 1321008 + 2425216*B, A + 1321008 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1321008 + 2416640*B, A + 1321008 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1321008 + 2425584*B + 39936*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1321008 + 2425584*B + 39984*B*T, A + 1321008 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k602_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1321008 + 2425584*B + 40192*B*T + 256848*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256896*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(224, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254848*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %623 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(225, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, (real *)P + 1171808, T)); /* %763 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(226, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1139040, T)); /* %768 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(227, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1122656, T)); /* %771 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(228, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k774_fused_sum_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, B, T)); /* %774 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(229, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %775 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(230, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %635 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(231, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k636_fused_add_mul_scale_add(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %636 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k637_max(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %637 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(233, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k640_fused_exp_sub(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %640 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(234, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k641_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], B, T)); /* %641 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %642 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(236, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k643_clampmin(A + 1321008 + 2425584*B + 25280*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %643 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k644_div(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %644 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(238, (double)16384, sizeof(real)*((double)128 + (double)16384), k753_sum(A + 16384, (real *)P + 1139040)); /* %753 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(239, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k756_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %756 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(240, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k759_fused_sum_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 16512, B, T)); /* %759 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(241, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %760 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(242, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k761_fused_add_sum(A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %761 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(243, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25200*B*T, B, T)); /* %645 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(244, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %646 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(245, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k648_scale(A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %648 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(246, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %650 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %653 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256272*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %654 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %655 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(250, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %658 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %661 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(252, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425280*B, B, T)); /* %664 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425296*B, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %665 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(254, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %666 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425328*B, A + 1321008 + 2425584*B + 40112*B*T, B, T)); /* %670 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(256, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %673 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(257, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %674 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(258, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1321008 + 2425312*B, A + 1321008 + 2425280*B, A + 1321008 + 2425328*B, B)); /* %677 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(259, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k679_add(A + 1320992, A + 16, A + 32)); /* %679 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(281, 0, sizeof(real)*((double)1), k785_fill(A + 16512)); /* %785 fill []  graphs/lib/model.lua:87 */
-    CALL(282, (double)1, sizeof(real)*((double)1 + (double)1), k787_scale(A + 16528, A + 16512, B)); /* %787 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(283, (double)B, sizeof(real)*((double)B + (double)1), k788_id(A + 1321008 + 2425568*B, A + 16528, B)); /* %788 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(284, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k790_fused_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 256880*T, A + 16528, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, T)); /* %790 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(285, (double)B, sizeof(real)*((double)B + (double)B), k792_neg(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, B)); /* %792 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(286, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k794_fused_mul_id(A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %794 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(287, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %798 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(288, (double)T, sizeof(real)*((double)T + (double)T), k804_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 256880*T, T)); /* %804 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(289, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k806_fused_mul_id(A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %806 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(290, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 256880*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %811 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(291, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k817_fused_scale_add_add_add(A + 1321008 + 2425584*B + 25248*B*T, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %817 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(292, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k819_id(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %819 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(293, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %821 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(294, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %822 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(295, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %823 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(296, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %824 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(297, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %825 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(298, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %827 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k828_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %828 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(300, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k830_sum(A + 0, A + 1321008 + 2408448*B, B)); /* %830 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(301, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 16512, A + 0)); /* %832 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(302, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k835_matmul(A + 32896, A + 16512, (real *)P + 1122656)); /* %835 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(303, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k836_matmul(A + 0, A + 16512, A + 16384)); /* %836 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(304, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k842_fused_div_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %842 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(305, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k844_fused_neg_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %844 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(306, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %845 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(307, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k847_fused_mul_step(A + 1321008 + 2425584*B + 25120*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %847 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(308, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k860_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25120*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 25008*B*T, B, T)); /* %860 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(309, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %861 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(310, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 30000*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %862 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(311, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 246912*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %863 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(312, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k864_add(A + 1321008 + 2425584*B + 40192*B*T + 253440*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 246912*T, T)); /* %864 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(313, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 30000*B*T, B, T)); /* %865 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(314, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %867 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(315, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %868 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(316, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, T)); /* %869 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(317, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %872 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(318, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 16384, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %873 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(319, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k874_add(A + 985088, A + 0, A + 16384)); /* %874 map:add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(320, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, (real *)P + 1139040, T)); /* %877 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(321, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %878 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(322, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)16384), k879_fused_add_id(A + 1001472, A + 32896, A + 0)); /* %879 fused:add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(323, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %881 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(324, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %883 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(325, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %884 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(326, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, T)); /* %885 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(327, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k886_fused_add_add_add_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 32768, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, B, T)); /* %886 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(328, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k887_add(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, T)); /* %887 map:add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(329, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1171808, T)); /* %889 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(330, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1017856, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, T)); /* %890 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(331, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, (real *)P + 1155424, T)); /* %893 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(332, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1034240, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %894 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(333, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 253440*T, A + 1321008 + 2425584*B + 40192*B*T + 256768*T, T)); /* %896 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(334, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k901_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40192*B*T + 256720*T, T)); /* %901 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(335, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k914_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 250368*T, T)); /* %914 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(336, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k915_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40192*B*T + 240384*T, T)); /* %915 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(337, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k916_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240384*T, A + 1321008 + 2425584*B + 40192*B*T + 251904*T, A + 1321008 + 2425584*B + 40192*B*T + 235392*T, T)); /* %916 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(338, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235392*T, A + 1321008 + 2425584*B + 40192*B*T + 240384*T, (real *)P + 1106272, T)); /* %918 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(339, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1050624, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 240384*T, T)); /* %919 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(340, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240384*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, (real *)P + 1089888, T)); /* %922 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(341, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1067008, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, T)); /* %923 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(342, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %926 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(343, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k927_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, B, T)); /* %927 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(344, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %928 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(345, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k937_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %937 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(346, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k941_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B, B, T)); /* %941 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(347, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k942_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2400256*B, B, T)); /* %942 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(348, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k943_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %943 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(349, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B, B, T)); /* %944 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(350, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %945 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(351, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k948_fused_sum_neg_mul(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, B, T)); /* %948 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(352, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k954_fused_scale_mul_add_id(A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %954 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(353, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B + 8192*B*T, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2334720*B, B, T)); /* %955 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(354, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k956_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, B, T)); /* %956 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(355, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 8192*B*T, B, T)); /* %957 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(356, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, B, T)); /* %958 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(357, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k959_add(A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, T)); /* %959 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(358, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k969_fused_mul_mul_sum_mul(A + 1321008 + 2425280*B, A + 1321008 + 2334720*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %969 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(359, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k973_fused_add_add_mul_mul(A + 1321008 + 2416640*B, A + 1321008 + 2408448*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, A + 1321008 + 2425280*B, A + 1321008 + 2400256*B, B)); /* %973 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(360, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k985_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 256672*T, A + 1321008 + 2425584*B + 40192*B*T + 256624*T, T)); /* %985 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(361, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k989_fused_add_add_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 235392*T, A + 1321008 + 2425584*B + 40192*B*T + 240384*T, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 256672*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %989 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(362, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425216*B, A + 1321008 + 2425568*B, A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %1002 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(363, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 256880*T, A + 1321008 + 2425584*B + 40192*B*T + 256864*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %1015 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(364, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k1021_fused_scale_add_add_add(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %1021 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(365, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k1022_matmul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B, A + 1321008 + 2425088*B, B, T)); /* %1022 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(366, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k1023_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 92032*T, B, T)); /* %1023 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(367, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k1032_fused_mul_mul_sum_mul(A + 1321008 + 2425088*B, A + 1321008 + 2334720*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %1032 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(368, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k1036_fused_add_mul_mul_id(A + 1321008 + 2334848*B, A + 1321008 + 2334720*B, A + 1321008 + 2425520*B, A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, B)); /* %1036 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(369, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k1046_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256832*T, A + 1321008 + 2425584*B + 40192*B*T + 256816*T, T)); /* %1046 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(370, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k1050_fused_add_add_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 256832*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1050 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(371, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k1051_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, T)); /* %1051 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(372, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 1315840, A + 0)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(373, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, (real *)P + 1073376, T)); /* %1056 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(374, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1083392, A + 1321008 + 2425584*B + 40192*B*T + 245376*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(375, 0, sizeof(real)*((double)5120*T + (double)4992*T), k1059_pad(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1059 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(376, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k1060_sum(A + 1315968, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, T)); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(377, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 250496*T, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, (real *)P + 1056864, T)); /* %1062 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(378, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1099776, A + 1321008 + 2425584*B + 40192*B*T + 250368*T, A + 1321008 + 2425584*B + 40192*B*T + 97152*T, T)); /* %1063 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(379, 0, sizeof(real)*((double)5120*T + (double)128*T), k1065_pad(A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 250496*T, T)); /* %1065 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(380, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1066_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, T)); /* %1066 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(381, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(382, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316096, A + 0)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(384, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 92160*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 92160*T, T)); /* %1073 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316224, A + 0)); /* %1075 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(387, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 97280*T, A + 1321008 + 2425584*B + 40192*B*T + 256576*T, T)); /* %1084 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(388, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 87040*T, A + 1321008 + 2425584*B + 40192*B*T + 256576*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 97280*T, T)); /* %1088 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(389, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1091 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(390, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1093_fused_add_id(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1093 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316352, A + 0)); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(393, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1099_matmul(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 990944, T)); /* %1099 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(394, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 630784, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1100 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(395, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1103_fused_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1103 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(396, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1104 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(397, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1314816, A + 0)); /* %1106 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(398, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924896, T)); /* %1109 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(399, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 696320, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1110 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1112 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316480, A + 761856)); /* %1114 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(402, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 924640, T)); /* %1116 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(403, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316608, A + 761856)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(406, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 256528*T, T)); /* %1129 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(407, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 256528*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1133 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(408, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %1137 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(409, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1139 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(410, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1140 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(411, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316736, A + 761856)); /* %1142 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(412, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, (real *)P + 908128, T)); /* %1145 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(413, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1116160, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1146 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(414, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1149 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(415, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1150 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(416, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 121600*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1151 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(417, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255840*T, T)); /* %1152 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(418, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 121600*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %1157 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(419, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 115200*T, T)); /* %1173 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(420, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1174 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(421, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1175 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(422, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1176 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(423, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1178 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(424, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316864, A + 761856)); /* %1180 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(425, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 891616, T)); /* %1183 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(426, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1132544, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1184 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(427, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(428, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(429, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316992, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(430, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 875104, T)); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(431, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1148928, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(432, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1197 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(433, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1199 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(434, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317120, A + 761856)); /* %1201 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(435, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 858592, T)); /* %1204 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(436, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1165312, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1205 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(437, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1207_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1207 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(438, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1208 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(439, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317248, A + 761856)); /* %1210 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(440, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 858336, T)); /* %1212 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(441, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(442, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(443, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317376, A + 761856)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(444, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 256480*T, T)); /* %1225 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(445, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 256480*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %1229 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(446, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, T)); /* %1233 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(447, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %1235 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(448, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, T)); /* %1236 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(449, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317504, A + 761856)); /* %1238 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(450, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1099_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, (real *)P + 792672, T)); /* %1241 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(451, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1242 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(452, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1103_fused_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1245 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(453, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1246 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(454, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1315328, A + 0)); /* %1248 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(455, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 726624, T)); /* %1251 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(456, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 827392, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, T)); /* %1252 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(457, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, T)); /* %1254 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(458, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317632, A + 892928)); /* %1256 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(459, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, (real *)P + 726368, T)); /* %1258 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(460, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1259 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(461, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(462, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317760, A + 892928)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(463, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 256432*T, T)); /* %1271 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(464, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256432*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %1275 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(465, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255680*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, T)); /* %1279 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(466, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 255680*T, T)); /* %1281 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(467, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %1282 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(468, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317888, A + 892928)); /* %1284 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(469, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1287 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(470, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1181696, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %1288 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(471, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1291 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(472, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %1292 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(473, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 115200*T, A + 1321008 + 2425584*B + 40192*B*T + 108800*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1293 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(474, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255520*T, T)); /* %1294 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(475, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 108800*T, A + 1321008 + 2425584*B + 40192*B*T + 255360*T, T)); /* %1299 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(476, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 102400*T, T)); /* %1315 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(477, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %1316 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(478, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 120320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %1317 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(479, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 115200*T, T)); /* %1318 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(480, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1320 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(481, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318016, A + 892928)); /* %1322 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(482, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 693344, T)); /* %1325 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(483, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1198080, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1326 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(484, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 120320*T, T)); /* %1328 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(485, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(486, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318144, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(487, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 676832, T)); /* %1335 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(488, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1214464, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1336 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(489, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1339 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(490, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1341 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(491, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318272, A + 892928)); /* %1343 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(492, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 660320, T)); /* %1346 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(493, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1230848, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1347 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(494, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1207_fused_add_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1349 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(495, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1350 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(496, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318400, A + 892928)); /* %1352 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(497, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 660064, T)); /* %1354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(498, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, T)); /* %1355 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(499, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1356 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(500, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318528, A + 892928)); /* %1358 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(501, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, T)); /* %1367 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(502, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %1371 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(503, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1375 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(504, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, T)); /* %1377 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(505, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 1307648, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1378 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(506, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1380_scatter_add(A + 294912, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1380 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(507, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1381_sum(A + 1318656, A + 1321008 + 2334848*B, B)); /* %1381 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(508, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1383_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2334848*B, (real *)P + 507360, B)); /* %1383 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1384_matmul(A + 1247232, A + 1321008 + 2334848*B, A + 1321008 + 2424832*B, B)); /* %1384 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(510, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1385 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(511, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2416640*B, B)); /* %1388 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(512, (double)8192, sizeof(real)*((double)128 + (double)8192), k1390_sum(A + 1318784, A + 892928)); /* %1390 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(513, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1393_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2416640*B, (real *)P + 490848, B)); /* %1393 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(514, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1394_matmul(A + 1263616, A + 1321008 + 2416640*B, A + 1321008 + 2392064*B, B)); /* %1394 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(515, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1396_fused_add_id(A + 1321008 + 2392064*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1396 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(516, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1397_permute(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %1397 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(517, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %1400 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(518, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2392064*B, B)); /* %1401 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1403 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1318912, A + 1280000)); /* %1404 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490592, B)); /* %1406 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2383872*B, A + 1321008 + 2392064*B, A + 1321008 + 2367488*B, B)); /* %1407 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2383872*B, B)); /* %1408 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1410 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319040, A + 1280000)); /* %1411 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(527, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2425488*B, A + 1321008 + 2383872*B, A + 1321008 + 2375680*B, B)); /* %1425 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(528, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, B)); /* %1430 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1432 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1434 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319168, A + 1280000)); /* %1435 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(533, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, B)); /* %1438 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(534, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 0, A + 1321008 + 2367488*B, A + 1321008 + 1720320*B, B)); /* %1440 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(535, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1720320*B, (real *)P + 343008, A + 1321008 + 2367488*B, B)); /* %1441 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(536, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1720320*B, B)); /* %1443 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(537, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2359296*B, B)); /* %1445 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(538, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2367488*B, B)); /* %1446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319296, A + 1280000)); /* %1449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 342752, B)); /* %1451 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(542, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2359296*B, A + 1321008 + 2367488*B, A + 1321008 + 2351104*B, B)); /* %1452 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(543, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2359296*B, B)); /* %1453 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(544, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1455 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(545, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319424, A + 1280000)); /* %1456 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %1466 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2351104*B, A + 1321008 + 2334720*B, A + 1321008 + 2425472*B, A + 1321008 + 2400256*B, A + 1321008 + 2342912*B, B)); /* %1470 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2342912*B, A + 1321008 + 2351104*B, B)); /* %1473 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, B)); /* %1475 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1477 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(551, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1479 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(552, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319552, A + 1280000)); /* %1480 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(553, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2342912*B, A + 1321008 + 2334720*B, B)); /* %1483 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(554, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 147456, A + 1321008 + 2342912*B, A + 1321008 + 1646592*B, B)); /* %1485 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(555, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1646592*B, (real *)P + 195168, A + 1321008 + 2342912*B, B)); /* %1486 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(556, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1646592*B, B)); /* %1488 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(557, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1491_fused_mul_add_step(A + 1321008 + 2342912*B, A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %1491 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(558, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2342912*B, B)); /* %1492 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1494 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319680, A + 1280000)); /* %1495 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2326528*B, A + 1321008 + 2342912*B, (real *)P + 194912, B)); /* %1497 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2318336*B, B)); /* %1498 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1499 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1501 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319808, A + 1280000)); /* %1502 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %1512 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, A + 1321008 + 2425456*B, A + 1321008 + 2334720*B, A + 1321008 + 2310144*B, B)); /* %1516 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, B)); /* %1519 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2310144*B, A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, B)); /* %1521 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2310144*B, B)); /* %1523 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(571, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1525 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(572, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319936, A + 1280000)); /* %1526 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(573, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 1683456*B, A + 1321008 + 2310144*B, B)); /* %1529 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1531_matmul(A + 557056, A + 1321008 + 1683456*B, A + 1321008 + 1830912*B, B)); /* %1531 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1532_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1683456*B, B)); /* %1532 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(576, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1534_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %1534 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(577, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2293760*B, B)); /* %1536 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(578, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1847296*B, B)); /* %1537 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(579, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1539 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(580, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320064, A + 1280000)); /* %1540 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(581, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 120928, B)); /* %1542 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(582, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 2277376*B, B)); /* %1543 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(583, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1646592*B, B)); /* %1544 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(584, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1546 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(585, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320128, A + 1280000)); /* %1547 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(586, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %1557 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(587, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, A + 1321008 + 2425440*B, A + 1321008 + 1863680*B, A + 1321008 + 2260992*B, B)); /* %1561 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(588, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1646592*B, B)); /* %1564 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, A + 1321008 + 1863680*B, B)); /* %1566 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1830912*B, B)); /* %1568 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1570 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320192, A + 1280000)); /* %1571 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(593, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, B)); /* %1574 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(594, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 892928, A + 1321008 + 1646592*B, A + 1321008 + 1032192*B, B)); /* %1576 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(595, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1646592*B, B)); /* %1577 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(596, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, B)); /* %1579 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(597, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2244608*B, B)); /* %1581 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(598, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1032192*B, B)); /* %1582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320256, A + 1280000)); /* %1585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, (real *)P + 83872, B)); /* %1587 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(602, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1048576*B, A + 1321008 + 1032192*B, A + 1321008 + 2228224*B, B)); /* %1588 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(603, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1048576*B, B)); /* %1589 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(604, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1591 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(605, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320320, A + 1280000)); /* %1592 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %1602 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2425424*B, A + 1321008 + 1863680*B, A + 1321008 + 2211840*B, B)); /* %1606 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1032192*B, B)); /* %1609 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, A + 1321008 + 1863680*B, B)); /* %1611 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1613 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(611, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1615 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(612, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320384, A + 1280000)); /* %1616 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(613, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, B)); /* %1619 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(614, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 929792, A + 1321008 + 1032192*B, A + 1321008 + 884736*B, B)); /* %1621 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(615, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1032192*B, B)); /* %1622 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(616, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1624 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(617, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1627_fused_mul_add_step(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %1627 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(618, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1646592*B, B)); /* %1628 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(619, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1630 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(620, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320448, A + 983040)); /* %1631 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(621, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, (real *)P + 46816, B)); /* %1633 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(622, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, A + 1321008 + 2179072*B, B)); /* %1634 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(623, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1847296*B, B)); /* %1635 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(624, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1637 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(625, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320512, A + 983040)); /* %1638 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %1648 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2425408*B, A + 1321008 + 1863680*B, A + 1321008 + 2162688*B, B)); /* %1652 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %1655 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %1657 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1830912*B, B)); /* %1659 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(631, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1661 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(632, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320576, A + 983040)); /* %1662 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(633, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %1665 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(634, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1667_matmul(A + 966656, A + 1321008 + 1847296*B, A + 1321008 + 1572864*B, B)); /* %1667 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(635, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1668_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1847296*B, B)); /* %1668 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(636, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1670_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1670 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(637, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %1672 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(638, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1673 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(639, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1675 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(640, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320640, A + 1280000)); /* %1676 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(641, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, (real *)P + 28256, B)); /* %1678 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(642, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 2097152*B, B)); /* %1679 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(643, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1680 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(644, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1682 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(645, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320672, A + 1280000)); /* %1683 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(646, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %1693 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(647, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425392*B, A + 1321008 + 1863680*B, A + 1321008 + 2064384*B, B)); /* %1697 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(648, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1700 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(649, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1702 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1704 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1706 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320704, A + 1280000)); /* %1707 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(653, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1710 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(654, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1280000, A + 1321008 + 1605632*B, A + 1321008 + 589824*B, B)); /* %1712 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(655, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1605632*B, B)); /* %1713 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(656, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 589824*B, B)); /* %1715 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(657, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2031616*B, B)); /* %1717 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(658, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(659, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(660, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320736, A + 1289216)); /* %1721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(661, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, (real *)P + 18944, B)); /* %1723 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(662, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1638400*B, A + 1321008 + 1605632*B, A + 1321008 + 1998848*B, B)); /* %1724 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(663, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1638400*B, B)); /* %1725 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(664, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1727 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(665, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320768, A + 1289216)); /* %1728 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(666, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %1738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(667, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425376*B, A + 1321008 + 1863680*B, A + 1321008 + 1966080*B, B)); /* %1742 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(668, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(669, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1747 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(670, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1749 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(671, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1751 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(672, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320800, A + 1289216)); /* %1752 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(673, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1755 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(674, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1289216, A + 1321008 + 1605632*B, A + 1321008 + 294912*B, B)); /* %1757 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(675, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1605632*B, B)); /* %1758 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(676, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 294912*B, B)); /* %1760 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(677, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1763_fused_mul_add_step(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %1763 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(678, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1764 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(679, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1766 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(680, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320832, A + 1298432)); /* %1767 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(681, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9632, B)); /* %1769 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(682, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1900544*B, B)); /* %1770 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(683, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1771 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(684, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1773 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(685, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320864, A + 1298432)); /* %1774 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(686, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %1784 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(687, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, A + 1321008 + 2425360*B, A + 1321008 + 1863680*B, A + 1321008 + 1867776*B, B)); /* %1788 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(688, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1791 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(689, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, B)); /* %1793 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(690, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1795 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(691, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1797 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(692, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320896, A + 1298432)); /* %1798 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(693, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %1801 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(694, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1298432, A + 1321008 + 1605632*B, A + 1321008, B)); /* %1803 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(695, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1605632*B, B)); /* %1804 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(696, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1806_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1806 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(697, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1808_fused_mul_step(A + 1321008, A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %1808 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(698, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008, B)); /* %1809 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(699, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1811 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(700, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320928, A + 1312768)); /* %1812 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(701, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1814_mul(A + 1321008 + 131072*B, A + 1321008, (real *)P + 320, B)); /* %1814 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(702, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1815_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %1815 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(703, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1816 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(704, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1818 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(705, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320960, A + 1312768)); /* %1819 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(706, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1829_fused_scale_mul_sum_mul(A + 1321008 + 1310720*B, A + 1321008 + 131072*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %1829 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(707, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1833_fused_add_mul_mul_id(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 2425344*B, A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, B)); /* %1833 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(708, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1836_fused_scale_sum_neg(A + 1321008 + 262144*B, A + 1321008, B)); /* %1836 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(709, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1838_fused_add_id(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1838 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(710, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1840 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(711, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1842 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(712, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 425984, A + 1312768)); /* %1843 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(713, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1846_permute(A + 1321008, A + 1321008 + 131072*B, B)); /* %1846 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(714, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1848_matmul(A + 1312768, A + 1321008, A + 1321008 + 1794048*B, B)); /* %1848 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(260, 0, sizeof(real)*((double)1), k785_fill(A + 0)); /* %785 fill []  graphs/lib/model.lua:87 */
+    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1), k787_scale(A + 16, A + 0, B)); /* %787 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(262, (double)B, sizeof(real)*((double)B + (double)1), k788_id(A + 1321008 + 2425568*B, A + 16, B)); /* %788 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(263, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k790_fused_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 16, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, T)); /* %790 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(264, (double)B, sizeof(real)*((double)B + (double)B), k792_neg(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, B)); /* %792 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(265, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k794_fused_mul_id(A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %794 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(266, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %798 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(267, (double)T, sizeof(real)*((double)T + (double)T), k804_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, T)); /* %804 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(268, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k806_fused_mul_id(A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %806 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(269, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %811 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(270, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k817_fused_scale_add_add_add(A + 1321008 + 2425584*B + 25248*B*T, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %817 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(271, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k819_id(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %819 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(272, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %821 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(273, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %822 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(274, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %823 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(275, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %824 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(276, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %825 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(277, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %827 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(278, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k828_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %828 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(279, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k830_sum(A + 0, A + 1321008 + 2408448*B, B)); /* %830 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 16640, A + 0)); /* %832 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(281, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k835_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %835 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(282, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k842_fused_div_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %842 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(283, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k844_fused_neg_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %844 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(284, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %845 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(285, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k847_fused_mul_step(A + 1321008 + 2425584*B + 25120*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %847 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(286, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k860_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25120*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 25008*B*T, B, T)); /* %860 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(287, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %861 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(288, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 30000*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %862 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(289, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 246784*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %863 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(290, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k864_add(A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 246784*T, T)); /* %864 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 30000*B*T, B, T)); /* %865 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(292, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %867 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %868 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(294, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %869 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(295, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %872 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(296, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %873 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(297, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), k874_matmul_add(A + 985088, A + 16640, A + 16384, A + 0)); /* %874 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(298, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), k879_matmul_add_id(A + 1001472, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 16768, T)); /* %879 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %881 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(300, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %883 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(301, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %884 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(302, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %885 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(303, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k886_fused_add_add_add_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 16512, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, B, T)); /* %886 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(304, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), k887_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, (real *)P + 1139040, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %887 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %889 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1017856, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, T)); /* %890 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(307, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1034240, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %894 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(308, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %896 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(309, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k901_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %901 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(310, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k914_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 250240*T, T)); /* %914 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(311, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k915_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %915 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(312, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k916_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %916 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(313, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k918_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1106272, T)); /* %918 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(314, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1050624, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %919 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(315, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k918_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, (real *)P + 1089888, T)); /* %922 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(316, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1067008, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %923 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(317, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %926 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(318, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k927_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %927 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(319, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %928 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(320, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k937_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %937 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(321, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k941_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B, B, T)); /* %941 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(322, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k943_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %943 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(323, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B, B, T)); /* %944 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(324, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k945_matmul_div(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2334720*B, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %945 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(325, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k948_fused_sum_neg_mul(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, B, T)); /* %948 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(326, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k954_fused_scale_mul_add_id(A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %954 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(327, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B + 8192*B*T, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2400256*B, B, T)); /* %955 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(328, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k956_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %956 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(329, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 8192*B*T, B, T)); /* %957 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(330, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2400256*B, A + 1321008 + 2425584*B, B, T)); /* %958 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(331, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k959_add(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %959 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(332, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k969_fused_mul_mul_sum_mul(A + 1321008 + 2425280*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %969 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(333, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k973_fused_add_add_mul_mul(A + 1321008 + 2416640*B, A + 1321008 + 2408448*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, A + 1321008 + 2425280*B, A + 1321008 + 2334720*B, B)); /* %973 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(334, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k985_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %985 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(335, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k989_fused_add_add_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %989 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(336, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425216*B, A + 1321008 + 2425568*B, A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %1002 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(337, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %1015 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(338, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k1021_fused_scale_add_add_add(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %1021 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(339, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k1022_matmul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B, A + 1321008 + 2425088*B, B, T)); /* %1022 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(340, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k1023_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, B, T)); /* %1023 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(341, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k1032_fused_mul_mul_sum_mul(A + 1321008 + 2425088*B, A + 1321008 + 2334720*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %1032 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(342, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k1036_fused_add_mul_mul_id(A + 1321008 + 2334848*B, A + 1321008 + 2334720*B, A + 1321008 + 2425520*B, A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, B)); /* %1036 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(343, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k1046_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %1046 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(344, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k1050_matmul_add_add_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)P + 1155424, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1050 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(345, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k1051_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %1051 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(346, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 1315840, A + 0)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(347, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, (real *)P + 1073376, T)); /* %1056 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(348, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1083392, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(349, 0, sizeof(real)*((double)5120*T + (double)4992*T), k1059_pad(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %1059 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(350, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k1060_sum(A + 1315968, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(351, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1056864, T)); /* %1062 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(352, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1099776, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1063 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(353, 0, sizeof(real)*((double)5120*T + (double)128*T), k1065_pad(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1065 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(354, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1066_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1066 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316096, A + 0)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(357, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(358, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1073 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316224, A + 0)); /* %1075 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(361, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %1084 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(362, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1088 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(363, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1091 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(364, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1093_fused_add_id(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1093 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316352, A + 0)); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(367, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 630784, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1100 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(368, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1103_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1103 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(369, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1104 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1314816, A + 0)); /* %1106 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(371, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1109 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 696320, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1110 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1112 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316480, A + 761856)); /* %1114 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1116 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 51200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 51200*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316608, A + 761856)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %1129 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1133 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1137 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1139 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, T)); /* %1140 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316736, A + 761856)); /* %1142 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, (real *)P + 908128, T)); /* %1145 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1116160, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1146 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1149 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(388, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 58880*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %1151 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(389, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1152_matmul_div(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %1152 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(390, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 64000*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1157 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(391, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 64000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1173 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(392, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %1174 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, T)); /* %1175 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(394, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 58880*T, T)); /* %1176 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %1178 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316864, A + 761856)); /* %1180 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(397, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1132544, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1184 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(398, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(400, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316992, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(401, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 875104, T)); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1148928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1197 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1199 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317120, A + 761856)); /* %1201 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858592, T)); /* %1204 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1165312, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1205 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(408, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1207_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, (real *)P + 891616, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1207 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1208 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317248, A + 761856)); /* %1210 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(411, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858336, T)); /* %1212 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(412, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317376, A + 761856)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(415, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %1225 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(416, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %1229 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(417, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1233 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(418, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1235 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(419, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1236 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(420, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317504, A + 761856)); /* %1238 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(421, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1242 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(422, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1103_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1245 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(423, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1246 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(424, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1315328, A + 0)); /* %1248 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(425, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1251 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(426, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 827392, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %1252 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1254 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317632, A + 892928)); /* %1256 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 726368, T)); /* %1258 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %1259 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317760, A + 892928)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %1271 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %1275 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1279 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1281 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %1282 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317888, A + 892928)); /* %1284 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1287 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1181696, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1288 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(441, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1291 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(442, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1293 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(443, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1152_matmul_div(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %1294 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(444, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %1299 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(445, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1315 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(446, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %1316 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(447, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, T)); /* %1317 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(448, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1318 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(449, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1320 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(450, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318016, A + 892928)); /* %1322 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(451, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1198080, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1326 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(452, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1328 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(453, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(454, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318144, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(455, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 676832, T)); /* %1335 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(456, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1214464, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1336 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(457, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1339 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(458, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1341 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(459, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318272, A + 892928)); /* %1343 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(460, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660320, T)); /* %1346 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(461, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1230848, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1347 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(462, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1207_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, (real *)P + 693344, A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1349 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(463, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1350 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(464, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318400, A + 892928)); /* %1352 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(465, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660064, T)); /* %1354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(466, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, T)); /* %1355 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(467, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1356 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(468, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318528, A + 892928)); /* %1358 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(469, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %1367 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(470, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %1371 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(471, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1375 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(472, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, T)); /* %1377 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(473, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 1307648, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1378 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(474, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1380_scatter_add(A + 294912, A + 1321008 + 2425584*B + 40192*B*T, (int32_t *)inputs[1], T)); /* %1380 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(475, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1381_sum(A + 1318656, A + 1321008 + 2334848*B, B)); /* %1381 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(476, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1384_matmul(A + 1247232, A + 1321008 + 2334848*B, A + 1321008 + 2424832*B, B)); /* %1384 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(477, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1385_matmul_scale(A + 1321008 + 2400256*B, A + 1321008 + 2334848*B, (real *)P + 507360, B)); /* %1385 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2416640*B, B)); /* %1388 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(479, (double)8192, sizeof(real)*((double)128 + (double)8192), k1390_sum(A + 1318784, A + 892928)); /* %1390 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(480, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1393_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2416640*B, (real *)P + 490848, B)); /* %1393 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(481, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1394_matmul(A + 1263616, A + 1321008 + 2416640*B, A + 1321008 + 2392064*B, B)); /* %1394 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(482, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1396_fused_add_id(A + 1321008 + 2392064*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1396 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(483, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1397_permute(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %1397 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %1400 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2392064*B, B)); /* %1401 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1403 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1318912, A + 1280000)); /* %1404 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490592, B)); /* %1406 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2383872*B, A + 1321008 + 2392064*B, A + 1321008 + 2367488*B, B)); /* %1407 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2383872*B, B)); /* %1408 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1410 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319040, A + 1280000)); /* %1411 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2425488*B, A + 1321008 + 2383872*B, A + 1321008 + 2375680*B, B)); /* %1425 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, B)); /* %1430 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1432 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1434 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319168, A + 1280000)); /* %1435 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, B)); /* %1438 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 0, A + 1321008 + 2367488*B, A + 1321008 + 1720320*B, B)); /* %1440 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1720320*B, (real *)P + 343008, A + 1321008 + 2367488*B, B)); /* %1441 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1720320*B, B)); /* %1443 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(504, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2359296*B, B)); /* %1445 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2367488*B, B)); /* %1446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319296, A + 1280000)); /* %1449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 342752, B)); /* %1451 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2359296*B, A + 1321008 + 2367488*B, A + 1321008 + 2351104*B, B)); /* %1452 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2359296*B, B)); /* %1453 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1455 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319424, A + 1280000)); /* %1456 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %1466 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2351104*B, A + 1321008 + 2334720*B, A + 1321008 + 2425472*B, A + 1321008 + 2400256*B, A + 1321008 + 2342912*B, B)); /* %1470 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2342912*B, A + 1321008 + 2351104*B, B)); /* %1473 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, B)); /* %1475 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1477 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1479 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319552, A + 1280000)); /* %1480 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2342912*B, A + 1321008 + 2334720*B, B)); /* %1483 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(521, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 147456, A + 1321008 + 2342912*B, A + 1321008 + 1646592*B, B)); /* %1485 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(522, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1646592*B, (real *)P + 195168, A + 1321008 + 2342912*B, B)); /* %1486 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(523, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1646592*B, B)); /* %1488 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(524, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1491_fused_mul_add_step(A + 1321008 + 2342912*B, A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %1491 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(525, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2342912*B, B)); /* %1492 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1494 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319680, A + 1280000)); /* %1495 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2326528*B, A + 1321008 + 2342912*B, (real *)P + 194912, B)); /* %1497 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2318336*B, B)); /* %1498 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1499 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1501 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319808, A + 1280000)); /* %1502 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %1512 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, A + 1321008 + 2425456*B, A + 1321008 + 2334720*B, A + 1321008 + 2310144*B, B)); /* %1516 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, B)); /* %1519 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2310144*B, A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, B)); /* %1521 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2310144*B, B)); /* %1523 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1525 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319936, A + 1280000)); /* %1526 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 1683456*B, A + 1321008 + 2310144*B, B)); /* %1529 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(541, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1531_matmul(A + 557056, A + 1321008 + 1683456*B, A + 1321008 + 1830912*B, B)); /* %1531 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1532_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1683456*B, B)); /* %1532 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1534_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %1534 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2293760*B, B)); /* %1536 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1847296*B, B)); /* %1537 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1539 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320064, A + 1280000)); /* %1540 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 120928, B)); /* %1542 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 2277376*B, B)); /* %1543 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1646592*B, B)); /* %1544 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1546 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320128, A + 1280000)); /* %1547 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %1557 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, A + 1321008 + 2425440*B, A + 1321008 + 1863680*B, A + 1321008 + 2260992*B, B)); /* %1561 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1646592*B, B)); /* %1564 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, A + 1321008 + 1863680*B, B)); /* %1566 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1830912*B, B)); /* %1568 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1570 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320192, A + 1280000)); /* %1571 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, B)); /* %1574 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 892928, A + 1321008 + 1646592*B, A + 1321008 + 1032192*B, B)); /* %1576 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1646592*B, B)); /* %1577 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, B)); /* %1579 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(564, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2244608*B, B)); /* %1581 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1032192*B, B)); /* %1582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320256, A + 1280000)); /* %1585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, (real *)P + 83872, B)); /* %1587 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1048576*B, A + 1321008 + 1032192*B, A + 1321008 + 2228224*B, B)); /* %1588 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1048576*B, B)); /* %1589 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1591 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320320, A + 1280000)); /* %1592 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %1602 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2425424*B, A + 1321008 + 1863680*B, A + 1321008 + 2211840*B, B)); /* %1606 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1032192*B, B)); /* %1609 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, A + 1321008 + 1863680*B, B)); /* %1611 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1613 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1615 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320384, A + 1280000)); /* %1616 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, B)); /* %1619 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(581, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 929792, A + 1321008 + 1032192*B, A + 1321008 + 884736*B, B)); /* %1621 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(582, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1032192*B, B)); /* %1622 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(583, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1624 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(584, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1627_fused_mul_add_step(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %1627 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(585, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1646592*B, B)); /* %1628 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1630 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320448, A + 983040)); /* %1631 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, (real *)P + 46816, B)); /* %1633 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, A + 1321008 + 2179072*B, B)); /* %1634 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1847296*B, B)); /* %1635 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1637 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320512, A + 983040)); /* %1638 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %1648 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2425408*B, A + 1321008 + 1863680*B, A + 1321008 + 2162688*B, B)); /* %1652 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %1655 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %1657 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1830912*B, B)); /* %1659 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(598, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1661 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(599, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320576, A + 983040)); /* %1662 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(600, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %1665 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(601, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1667_matmul(A + 966656, A + 1321008 + 1847296*B, A + 1321008 + 1572864*B, B)); /* %1667 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(602, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1668_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1847296*B, B)); /* %1668 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(603, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1670_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1670 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %1672 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1673 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1675 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320640, A + 1280000)); /* %1676 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, (real *)P + 28256, B)); /* %1678 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 2097152*B, B)); /* %1679 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1680 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1682 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320672, A + 1280000)); /* %1683 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %1693 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425392*B, A + 1321008 + 1863680*B, A + 1321008 + 2064384*B, B)); /* %1697 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1700 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1702 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1704 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1706 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320704, A + 1280000)); /* %1707 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1710 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1280000, A + 1321008 + 1605632*B, A + 1321008 + 589824*B, B)); /* %1712 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1605632*B, B)); /* %1713 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 589824*B, B)); /* %1715 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(624, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2031616*B, B)); /* %1717 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320736, A + 1289216)); /* %1721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, (real *)P + 18944, B)); /* %1723 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1638400*B, A + 1321008 + 1605632*B, A + 1321008 + 1998848*B, B)); /* %1724 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1638400*B, B)); /* %1725 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1727 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320768, A + 1289216)); /* %1728 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %1738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425376*B, A + 1321008 + 1863680*B, A + 1321008 + 1966080*B, B)); /* %1742 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1747 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1749 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1751 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320800, A + 1289216)); /* %1752 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1755 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1289216, A + 1321008 + 1605632*B, A + 1321008 + 294912*B, B)); /* %1757 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1605632*B, B)); /* %1758 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(643, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 294912*B, B)); /* %1760 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(644, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1763_fused_mul_add_step(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %1763 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(645, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1764 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(646, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1766 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(647, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320832, A + 1298432)); /* %1767 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(648, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9632, B)); /* %1769 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(649, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1900544*B, B)); /* %1770 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1771 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1773 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320864, A + 1298432)); /* %1774 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(653, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %1784 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(654, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, A + 1321008 + 2425360*B, A + 1321008 + 1863680*B, A + 1321008 + 1867776*B, B)); /* %1788 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(655, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1791 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(656, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, B)); /* %1793 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(657, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1795 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(658, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1797 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(659, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320896, A + 1298432)); /* %1798 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(660, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %1801 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(661, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1298432, A + 1321008 + 1605632*B, A + 1321008, B)); /* %1803 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(662, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1605632*B, B)); /* %1804 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(663, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1806_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1806 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(664, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1808_fused_mul_step(A + 1321008, A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %1808 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(665, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008, B)); /* %1809 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(666, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1811 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(667, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320928, A + 1312768)); /* %1812 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(668, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1814_mul(A + 1321008 + 131072*B, A + 1321008, (real *)P + 320, B)); /* %1814 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(669, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1815_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %1815 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1816 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1818 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320960, A + 1312768)); /* %1819 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(673, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1829_fused_scale_mul_sum_mul(A + 1321008 + 1310720*B, A + 1321008 + 131072*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %1829 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(674, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1833_fused_add_mul_mul_id(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 2425344*B, A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, B)); /* %1833 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(675, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1836_fused_scale_sum_neg(A + 1321008 + 262144*B, A + 1321008, B)); /* %1836 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(676, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1838_fused_add_id(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1838 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(677, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1840 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(678, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1842 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(679, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 425984, A + 1312768)); /* %1843 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(680, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1846_permute(A + 1321008, A + 1321008 + 131072*B, B)); /* %1846 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(681, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1848_matmul(A + 1312768, A + 1321008, A + 1321008 + 1794048*B, B)); /* %1848 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1312768, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1320960, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -80,18 +68,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k18_eye:
@@ -122,7 +114,7 @@ static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
@@ -184,7 +176,7 @@ static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -309,9 +301,10 @@ static void k59_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k60_matmul:
- *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k61_matmul_scale:
+ *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -322,15 +315,14 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k62_max:
@@ -352,7 +344,7 @@ static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
@@ -368,8 +360,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %382 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -438,21 +429,6 @@ static void k81_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k86_matmul:
- *   %86 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k86_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-    }
-}
-
 /* k92_fused_scale_addc_neg:
  *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
@@ -464,16 +440,29 @@ static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k93_fused_add_mul_scale:
- *   %93 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+/* k93_matmul_add_mul_scale:
+ *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k93_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
+static void k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*1521 + r*39;
+            #pragma omp simd
+            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k94_max:
@@ -495,7 +484,7 @@ static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k98_mul:
@@ -541,7 +530,6 @@ static void k101_div(real *restrict out, const real *restrict in0, const real *r
 /* k114_matmul:
  *   %114 matmul [T,128]   graphs/lib/irm.lua:9
  *   %309 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %314 matmul [T,128] (backward)  graphs/lib/irm.lua:10
  *   %326 matmul [T,128] (backward)  graphs/lib/irm.lua:10 */
 static void k114_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
@@ -550,8 +538,7 @@ static void k114_matmul(real *restrict out, const real *restrict in0, const real
 /* k200_matmul:
  *   %200 matmul [T,128]   graphs/lib/irm.lua:10
  *   %205 matmul [T,128]   graphs/lib/irm.lua:10
- *   %208 matmul [T,128]   graphs/lib/irm.lua:10
- *   %330 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
+ *   %208 matmul [T,128]   graphs/lib/irm.lua:10 */
 static void k200_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -617,7 +604,7 @@ static void k131_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k132_mul:
@@ -967,12 +954,6 @@ static void k272_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k273_matmul:
- *   %273 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k273_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k279_fused_div_mul:
  *   %279 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
  *     + %257 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
@@ -1066,29 +1047,49 @@ static void k306_sum(real *restrict out, const real *restrict in0, long T) {
 
 /* k310_matmul:
  *   %310 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %315 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %327 matmul [128,128] (backward)  graphs/lib/irm.lua:10
  *   %331 matmul [128,128] (backward)  graphs/lib/irm.lua:9 */
 static void k310_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k311_add:
- *   %311 map:add [128,128] (backward)  graphs/lib/irm.lua:10 */
-static void k311_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    #pragma omp parallel for simd if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 16384; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k311_matmul_add:
+ *   %311 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
+ *     + %273 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue) */
+static void k311_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 128; r0 += panel) {
+        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
+        }
+    }
 }
 
-/* k316_fused_add_id:
- *   %316 fused:add_id [128,128] (backward)  graphs/lib/irm.lua:10
+/* k316_matmul_add_id:
+ *   %316 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
+ *     + %315 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
  *     + %276 map:id [128,128]  graphs/lib/model.lua:33 */
-static void k316_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) + (in1[i0*128 + i1]);
+static void k316_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 128; r0 += panel) {
+        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        /* epilogue (add_id), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((in2[lb1 + r*1])) + (o[c]);
+        }
+    }
 }
 
 /* k323_fused_add_add_add_mul:
@@ -1107,12 +1108,23 @@ static void k323_fused_add_add_add_mul(real *restrict out, const real *restrict 
                 out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
 }
 
-/* k324_add:
- *   %324 map:add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k324_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k324_matmul_add:
+ *   %324 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *     + %314 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue) */
+static void k324_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
+        }
+    }
 }
 
 /* k338_fused_mul_sum_neg_mul:
@@ -1224,22 +1236,6 @@ static void k378_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k379_matmul:
- *   %379 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k379_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k380_matmul:
  *   %380 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k380_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1273,6 +1269,30 @@ static void k381_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k382_matmul_div:
+ *   %382 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %379 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k382_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k385_fused_sum_neg_mul:
@@ -1451,31 +1471,43 @@ static void k483_fused_mul_mul_sum_mul(real *restrict out, const real *restrict 
         { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k487_fused_add_add_mul_mul:
- *   %487 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+/* k487_matmul_add_add_mul_mul:
+ *   %487 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %330 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
  *     + %477 map:add [T,128]  graphs/lib/losses.lua:21
  *     + %474 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %486 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %484 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %485 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k487_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
+static void k487_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        const long lb4 = 0;
+        const long lb5 = 0;
+        /* epilogue (add_add_mul_mul), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
+        }
+    }
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[177] = {
+static reclf_prof_entry prof[169] = {
     {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -1497,8 +1529,7 @@ static reclf_prof_entry prof[177] = {
     {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -1510,9 +1541,8 @@ static reclf_prof_entry prof[177] = {
     {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%86 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_fused_add_mul_scale", "%93 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -1577,7 +1607,6 @@ static reclf_prof_entry prof[177] = {
     {"k267_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k269_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k272_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k273_matmul", "%273 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k279_fused_div_mul", "%279 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k281_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k133_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
@@ -1593,19 +1622,16 @@ static reclf_prof_entry prof[177] = {
     {"k306_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k114_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k310_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k311_add", "%311 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k114_matmul", "%314 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k310_matmul", "%315 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k316_fused_add_id", "%316 fused:add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k262_id", "%318 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k264_mul", "%320 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k305_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k306_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k324_add", "%324 map:add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k114_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k310_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k200_matmul", "%330 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k310_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k101_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
     {"k338_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
@@ -1621,10 +1647,9 @@ static reclf_prof_entry prof[177] = {
     {"k305_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k374_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k378_fused_add_mul_mul_id", "%378 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k379_matmul", "%379 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k380_matmul", "%380 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k381_sum", "%381 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k67_div", "%382 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k382_matmul_div", "%382 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k385_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k391_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%392 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -1644,9 +1669,9 @@ static reclf_prof_entry prof[177] = {
     {"k469_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k473_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k483_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k487_fused_add_add_mul_mul", "%487 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k487_matmul_add_add_mul_mul", "%487 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_features_loss = {177, prof};
+const reclf_prof_table reclf_profile_reclf_features_loss = {169, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1656,202 +1681,194 @@ const reclf_prof_table reclf_profile_reclf_features_loss = {177, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(98320 + 24912*B + 40192*B*T + 25616*T);
+    return sizeof(real) * (size_t)(98320 + 24912*B + 40192*B*T + 25744*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25536*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25536*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 24912*B + 40192*B*T + 24960*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25552*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25664*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 24912*B + 40192*B*T + 24960*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 98320 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 98320 + 24576*B, (real *)inputs[2], A + 98320 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, A + 98320 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 98320 + 24912*B + 25248*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40128*B*T, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25568*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24704*B, A + 98320 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24864*B, A + 98320 + 24912*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24720*B, A + 98320 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25264*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25104*T, A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 98320 + 24880*B, A + 98320 + 24704*B, A + 98320 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25344*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 24912*B + 40192*B*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25392*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T, A + 98320, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 24912*B + 39936*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 98320 + 24912*B + 39984*B*T, A + 98320 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(40, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(41, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(42, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(44, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k93_fused_add_mul_scale(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %93 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(48, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 24912*B + 40192*B*T + 25440*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(49, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 98320 + 24912*B + 40192*B*T + 25488*T, A + 98320 + 24912*B + 40192*B*T + 25440*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(50, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25488*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(51, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(52, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(53, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(54, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(55, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k211_fused_sum_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(56, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(57, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(58, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k127_fused_add_mul_scale_add(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k128_max(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(60, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k131_fused_exp_sub(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %131 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k132_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(62, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(63, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k134_clampmin(A + 98320 + 24912*B + 25280*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(64, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(65, (double)16384, sizeof(real)*((double)128 + (double)16384), k190_sum(A + 16384, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(66, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k193_matmul(A + 49152, A + 16384, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(67, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k196_fused_sum_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 49152, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(68, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(69, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k198_fused_add_sum(A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(70, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25200*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(71, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(72, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(73, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(74, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %144 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(75, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25232*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(76, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(77, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(78, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24768*B, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(79, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24768*B, B, T)); /* %155 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(80, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24784*B, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(81, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(82, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24816*B, A + 98320 + 24912*B + 40112*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(83, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25280*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(84, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(85, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98320 + 24800*B, A + 98320 + 24768*B, A + 98320 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(86, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k170_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, A + 98320 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 98320 + 24912*B + 25248*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40128*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25696*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24704*B, A + 98320 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B, A + 98320 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24864*B, A + 98320 + 24912*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24720*B, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25264*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25104*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 98320 + 24880*B, A + 98320 + 24704*B, A + 98320 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25472*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 24912*B + 40192*B*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T, A + 98320, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 24912*B + 39936*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 98320 + 24912*B + 39984*B*T, A + 98320 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k93_matmul_add_mul_scale(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 24912*B + 40192*B*T + 25568*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 98320 + 24912*B + 40192*B*T + 25616*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(49, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(50, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(51, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(52, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k211_fused_sum_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(53, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(54, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(55, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k127_fused_add_mul_scale_add(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k128_max(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(57, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k131_fused_exp_sub(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %131 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k132_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k134_clampmin(A + 98320 + 24912*B + 25280*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(62, (double)16384, sizeof(real)*((double)128 + (double)16384), k190_sum(A + 32768, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(63, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k193_matmul(A + 32896, A + 32768, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(64, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k196_fused_sum_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 32896, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(65, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(66, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k198_fused_add_sum(A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(67, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25200*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(68, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(69, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(70, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %144 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(72, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25232*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(74, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(75, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24768*B, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(76, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24768*B, B, T)); /* %155 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(77, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24784*B, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(78, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(79, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24816*B, A + 98320 + 24912*B + 40112*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(80, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25280*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(81, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(82, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98320 + 24800*B, A + 98320 + 24768*B, A + 98320 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(83, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k170_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(87, 0, sizeof(real)*((double)1), k222_fill(A + 0)); /* %222 fill []  graphs/lib/model.lua:137 */
-    CALL(88, (double)1, sizeof(real)*((double)1 + (double)1), k224_scale(A + 16, A + 0, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(89, (double)B, sizeof(real)*((double)B + (double)1), k225_id(A + 98320 + 24896*B, A + 16, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(90, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k227_fused_mul_id(A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 16, A + 98320 + 24912*B + 40192*B*T + 25264*T, T)); /* %227 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(91, (double)B, sizeof(real)*((double)B + (double)B), k229_neg(A + 98320 + 24768*B, A + 98320 + 24896*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(92, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k231_fused_mul_id(A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %231 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(93, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24768*B, A + 98320 + 24896*B, A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %235 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(94, (double)T, sizeof(real)*((double)T + (double)T), k241_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(95, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k243_fused_mul_id(A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %243 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(96, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(97, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k254_fused_scale_add_add_add(A + 98320 + 24912*B + 25248*B*T, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(98, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(99, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(100, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(101, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(102, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(103, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(105, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k265_sum(A + 98320 + 8192*B, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(106, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k267_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(107, (double)4992, sizeof(real)*((double)128 + (double)4992), k269_sum(A + 16512, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(108, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k272_matmul(A + 49280, A + 16512, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(109, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k273_matmul(A + 0, A + 16512, A + 16384)); /* %273 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(110, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k279_fused_div_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %279 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(111, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k281_fused_neg_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(112, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(113, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k284_fused_mul_step(A + 98320 + 24912*B + 25120*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(114, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k297_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25120*B*T, (real *)inputs[4], A + 98320 + 24912*B + 25008*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(115, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(116, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 30000*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(117, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(118, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(119, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 30000*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(120, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(121, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(122, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(124, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 16384, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(125, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k311_add(A + 32768, A + 0, A + 16384)); /* %311 map:add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(126, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 49152, T)); /* %314 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(127, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, T)); /* %315 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(128, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)16384), k316_fused_add_id(A + 16384, A + 49280, A + 0)); /* %316 fused:add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(129, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(130, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(131, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(132, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(133, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k323_fused_add_add_add_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 14976*B*T, A + 49152, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(134, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k324_add(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, T)); /* %324 map:add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(135, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(136, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(137, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 65536, T)); /* %330 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(138, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 49152, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(139, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 25488*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(140, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k338_fused_mul_sum_neg_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 25440*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(141, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k351_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(142, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k352_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(143, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k353_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(144, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(145, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 65536, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(146, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(147, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 81920, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k364_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(150, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(151, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k374_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(152, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k378_fused_add_mul_mul_id(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B, B, T)); /* %378 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(153, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k379_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %379 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(154, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k380_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(155, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320 + 8192*B, A + 98320 + 24912*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(156, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %382 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(157, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k385_fused_sum_neg_mul(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(158, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k391_fused_scale_mul_add_id(A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(159, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B + 8192*B*T, A + 98320 + 24912*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(160, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k393_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(161, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(162, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320, A + 98320 + 24912*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(163, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k396_add(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(164, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k406_fused_mul_mul_sum_mul(A + 98320 + 24768*B, A + 98320, (real *)inputs[3], A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(165, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k410_fused_add_add_mul_mul(A + 98320 + 16384*B, A + 98320 + 8192*B, A + 98320, A + 98320 + 24704*B, A + 98320 + 24768*B, (real *)inputs[3], B)); /* %410 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(166, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k422_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, T)); /* %422 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(167, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k426_fused_add_add_add_mul(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[1], T)); /* %426 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(168, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24704*B, A + 98320 + 24896*B, A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %439 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(169, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(170, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k458_fused_scale_add_add_add(A + 98320 + 24912*B, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24704*B, A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(171, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k459_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B, A + 98320 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(172, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k460_matmul(A + 98320, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(173, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k469_fused_mul_mul_sum_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[2], A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(174, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k473_fused_add_mul_mul_id(A + 98320 + 128*B, A + 98320, A + 98320 + 24848*B, A + 98320 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(175, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k483_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25536*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(176, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k487_fused_add_add_mul_mul(A + 98320 + 24912*B + 40192*B*T + 5120*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[0], T)); /* %487 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(84, 0, sizeof(real)*((double)1), k222_fill(A + 0)); /* %222 fill []  graphs/lib/model.lua:137 */
+    CALL(85, (double)1, sizeof(real)*((double)1 + (double)1), k224_scale(A + 16, A + 0, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), k225_id(A + 98320 + 24896*B, A + 16, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(87, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k227_fused_mul_id(A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 16, A + 98320 + 24912*B + 40192*B*T + 25264*T, T)); /* %227 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(88, (double)B, sizeof(real)*((double)B + (double)B), k229_neg(A + 98320 + 24768*B, A + 98320 + 24896*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(89, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k231_fused_mul_id(A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %231 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(90, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24768*B, A + 98320 + 24896*B, A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %235 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(91, (double)T, sizeof(real)*((double)T + (double)T), k241_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(92, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k243_fused_mul_id(A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %243 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(93, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(94, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k254_fused_scale_add_add_add(A + 98320 + 24912*B + 25248*B*T, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(95, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(96, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(97, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(98, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(99, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(100, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(101, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(102, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k265_sum(A + 98320 + 8192*B, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(103, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k267_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(104, (double)4992, sizeof(real)*((double)128 + (double)4992), k269_sum(A + 33024, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(105, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k272_matmul(A + 33152, A + 33024, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(106, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k279_fused_div_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %279 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(107, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k281_fused_neg_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(108, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(109, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k284_fused_mul_step(A + 98320 + 24912*B + 25120*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(110, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k297_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25120*B*T, (real *)inputs[4], A + 98320 + 24912*B + 25008*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(111, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(112, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 30000*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(113, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(114, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(115, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 30000*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(116, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(118, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(119, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(120, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(121, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), k311_matmul_add(A + 16384, A + 33024, A + 32768, A + 0)); /* %311 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(122, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), k316_matmul_add_id(A + 0, A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 33152, T)); /* %316 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(123, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(124, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(125, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(126, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(127, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k323_fused_add_add_add_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 14976*B*T, A + 32896, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(128, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), k324_matmul_add(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, (real *)P + 49152, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %324 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(129, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(130, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 32768, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(131, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 49152, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(132, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(133, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k338_fused_mul_sum_neg_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(134, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k351_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(135, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k352_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(136, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k353_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(137, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(138, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 65536, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(139, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(140, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 81920, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(141, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(142, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k364_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(143, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(144, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k374_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(145, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k378_fused_add_mul_mul_id(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B, B, T)); /* %378 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(146, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k380_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(147, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320 + 8192*B, A + 98320 + 24912*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(148, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k382_matmul_div(A + 98320 + 24912*B, A + 98320 + 24912*B + 9984*B*T, (real *)inputs[3], A + 98320 + 24912*B + 39936*B*T, B, T)); /* %382 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k385_fused_sum_neg_mul(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k391_fused_scale_mul_add_id(A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(151, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B + 8192*B*T, A + 98320 + 24912*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(152, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k393_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(154, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320, A + 98320 + 24912*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(155, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k396_add(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(156, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k406_fused_mul_mul_sum_mul(A + 98320 + 24768*B, A + 98320, (real *)inputs[3], A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(157, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k410_fused_add_add_mul_mul(A + 98320 + 16384*B, A + 98320 + 8192*B, A + 98320, A + 98320 + 24704*B, A + 98320 + 24768*B, (real *)inputs[3], B)); /* %410 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(158, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k422_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %422 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(159, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k426_fused_add_add_add_mul(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[1], T)); /* %426 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(160, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24704*B, A + 98320 + 24896*B, A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %439 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(162, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k458_fused_scale_add_add_add(A + 98320 + 24912*B, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24704*B, A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(163, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k459_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B, A + 98320 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(164, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k460_matmul(A + 98320, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(165, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k469_fused_mul_mul_sum_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[2], A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(166, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k473_fused_add_mul_mul_id(A + 98320 + 128*B, A + 98320, A + 98320 + 24848*B, A + 98320 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(167, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k483_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(168, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k487_matmul_add_add_mul_mul(A + 98320 + 24912*B + 40192*B*T + 5120*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)P + 65536, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[0], T)); /* %487 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 81920, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 65536, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 32768, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 49152, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wo */
+    memcpy(grads + 32768, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 49152, A + 0, sizeof(real)*16384); /* d loss / d srm.Wo */
     memcpy(grads + 65536, A + 49152, sizeof(real)*16384); /* d loss / d irm.Wa */
-    memcpy(grads + 81920, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
+    memcpy(grads + 81920, A + 32768, sizeof(real)*16384); /* d loss / d irm.Wb */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 98320 + 24912*B + 40192*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 98320 + 24912*B + 40192*B*T, sizeof(real)*(size_t)(4992*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 98320 + 128*B, sizeof(real)*(size_t)(128*B));

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k6_fused_scale_addc:
  *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -649,19 +672,23 @@ static void k291_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k295_matmul:
- *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k297_add:
- *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k297_matmul_add:
+ *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
+static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 64*B; r0 += panel) {
+        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k298_sum:
@@ -683,27 +710,30 @@ static void k298_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1297 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k303_matmul:
- *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k304_add:
- *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k304_matmul_add:
+ *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k307_gather:
@@ -794,30 +824,28 @@ static void k321_fused_add_mul(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k325_matmul:
- *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k327_add:
- *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k327_matmul_add:
+ *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k329_permute:
@@ -837,25 +865,6 @@ static void k329_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k346_matmul:
- *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1062 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1204 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k352_fused_scale_addc_neg:
  *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -866,17 +875,31 @@ static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k353_fused_add_mul_scale:
- *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k353_matmul_add_mul_scale:
+ *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k354_max:
@@ -900,7 +923,7 @@ static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k358_mul:
@@ -938,9 +961,7 @@ static void k360_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k361_div:
  *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1064 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1206 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -984,34 +1005,46 @@ static void k363_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k371_fused_add_add:
- *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k371_matmul_add_add:
+ *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k388_matmul:
- *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k390_add:
- *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k390_matmul_add:
+ *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k391_gelu:
@@ -1023,11 +1056,26 @@ static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k395_matmul:
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k398_matmul_add_add:
+ *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k502_slice:
@@ -1039,19 +1087,23 @@ static void k502_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k506_matmul:
- *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k507_add:
- *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k507_matmul_add:
+ *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k508_slice:
@@ -1063,21 +1115,23 @@ static void k508_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k512_matmul:
- *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37
- *   %831 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %835 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k514_add:
- *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k514_matmul_add:
+ *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k516_fused_sum_square:
@@ -1134,18 +1188,22 @@ static void k524_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k525_matmul:
- *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k526_scale:
- *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k526_matmul_scale:
+ *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k527_eye:
@@ -1176,7 +1234,7 @@ static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k532_sum:
@@ -1238,7 +1296,7 @@ static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k543_sum:
@@ -1363,9 +1421,10 @@ static void k568_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k569_matmul:
- *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k570_matmul_scale:
+ *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1376,15 +1435,14 @@ static void k569_matmul(real *restrict out, const real *restrict in0, const real
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k570_scale:
- *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k571_max:
@@ -1406,7 +1464,7 @@ static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k575_sum:
@@ -1422,8 +1480,7 @@ static void k575_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %858 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1493,21 +1550,6 @@ static void k590_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k595_matmul:
- *   %595 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k595_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-    }
-}
-
 /* k601_fused_scale_addc_neg:
  *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *     + %600 map:addc [T,1,39]  graphs/lib/srm.lua:12
@@ -1518,16 +1560,29 @@ static void k601_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k602_fused_add_mul_scale:
- *   %602 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+/* k602_matmul_add_mul_scale:
+ *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %595 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %598 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %596 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k602_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
+static void k602_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*1521 + r*39;
+            #pragma omp simd
+            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k603_max:
@@ -1549,7 +1604,7 @@ static void k606_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k607_mul:
@@ -2028,6 +2083,13 @@ static void k829_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
+/* k831_matmul:
+ *   %831 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %835 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
+static void k831_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
 /* k832_matmul:
  *   %832 matmul [128,128] (backward)  graphs/lib/srm.lua:11
  *   %836 matmul [128,128] (backward)  graphs/lib/srm.lua:11
@@ -2093,22 +2155,6 @@ static void k854_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k855_matmul:
- *   %855 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k855_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k856_matmul:
  *   %856 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k856_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -2142,6 +2188,30 @@ static void k857_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k858_matmul_div:
+ *   %858 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %855 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k858_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k861_fused_sum_neg_mul:
@@ -2541,13 +2611,6 @@ static void k1005_fused_add_id(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k1011_matmul:
- *   %1011 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1153 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1011_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k1012_matmul:
  *   %1012 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %1154 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -2555,14 +2618,25 @@ static void k1012_matmul(real *restrict out, const real *restrict in0, const rea
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k1015_fused_mul_gelu_grad:
- *   %1015 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k1015_matmul_mul_gelu_grad:
+ *   %1015 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %1011 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %1014 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1157 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1015_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %1157 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1015_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k1016_sum:
@@ -2633,12 +2707,11 @@ static void k1051_fused_add_add_id(real *restrict out, const real *restrict in0,
 
 /* k1057_matmul:
  *   %1057 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1095 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %1105 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %1116 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %1199 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1237 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %1247 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1258 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k1057_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -2674,6 +2747,31 @@ static void k1063_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
+/* k1064_matmul_div:
+ *   %1064 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %1062 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %1206 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1064_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k1069_fused_mul_sum_neg_mul:
  *   %1069 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %1067 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -2703,14 +2801,26 @@ static void k1085_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1119_fused_add_add:
- *   %1119 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k1119_matmul_add_add:
+ *   %1119 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1095 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %1108 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1261 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1119_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %1261 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1119_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k1292_scatter_add:
@@ -2741,16 +2851,28 @@ static void k1293_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1295_matmul:
- *   %1295 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k1296_matmul:
  *   %1296 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k1296_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1297_matmul_scale:
+ *   %1297 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %1295 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k1297_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k1300_sum:
@@ -2996,14 +3118,17 @@ static void k1355_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3043,14 +3168,17 @@ static void k1446_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3248,14 +3376,17 @@ static void k1491_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3295,14 +3426,17 @@ static void k1582_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3502,14 +3636,17 @@ static void k1627_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3537,14 +3674,17 @@ static void k1718_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3696,7 +3836,7 @@ static void k1760_matmul(real *restrict out, const real *restrict in0, const rea
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[675] = {
+static reclf_prof_entry prof[646] = {
     {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -3799,12 +3939,10 @@ static reclf_prof_entry prof[675] = {
     {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -3812,18 +3950,14 @@ static reclf_prof_entry prof[675] = {
     {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3832,34 +3966,27 @@ static reclf_prof_entry prof[675] = {
     {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3868,37 +3995,31 @@ static reclf_prof_entry prof[675] = {
     {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -3920,8 +4041,7 @@ static reclf_prof_entry prof[675] = {
     {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -3933,9 +4053,8 @@ static reclf_prof_entry prof[675] = {
     {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k590_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k590_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k595_matmul", "%595 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k601_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k602_fused_add_mul_scale", "%602 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k602_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k603_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k606_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k607_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -3995,19 +4114,18 @@ static reclf_prof_entry prof[675] = {
     {"k827_fused_scale_mul_mul_mul", "%827 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k828_matmul", "%828 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k829_matmul", "%829 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k512_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k831_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k832_matmul", "%832 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k512_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k831_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k832_matmul", "%836 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k793_mul", "%839 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k840_mul", "%840 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k841_sum", "%841 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k850_fused_mul_mul_sum_mul", "%850 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k854_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k855_matmul", "%855 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k856_matmul", "%856 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k857_sum", "%857 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k576_div", "%858 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k858_matmul_div", "%858 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k861_fused_sum_neg_mul", "%861 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k867_fused_scale_mul_add_id", "%867 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k577_matmul", "%868 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -4050,9 +4168,8 @@ static reclf_prof_entry prof[675] = {
     {"k1005_fused_add_id", "%1005 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k979_sum", "%1006 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k981_sum", "%1008 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1011_matmul", "%1011 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1012_matmul", "%1012 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1015_fused_mul_gelu_grad", "%1015 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1015_matmul_mul_gelu_grad", "%1015 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1016_sum", "%1016 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1018_sum", "%1018 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1021_matmul", "%1021 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -4072,9 +4189,8 @@ static reclf_prof_entry prof[675] = {
     {"k1057_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1061 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1062 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1063_matmul", "%1063 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1064 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1064_matmul_div", "%1064 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1069_fused_mul_sum_neg_mul", "%1069 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1085_fused_scale_mul_mul_mul", "%1085 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1086 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -4082,7 +4198,6 @@ static reclf_prof_entry prof[675] = {
     {"k363_permute", "%1088 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k979_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k981_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1095 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1096 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k979_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -4094,7 +4209,7 @@ static reclf_prof_entry prof[675] = {
     {"k981_sum", "%1113 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1057_matmul", "%1116 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1117 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1119_fused_add_add", "%1119 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1119_matmul_add_add", "%1119 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k979_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k981_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k983_mul", "%1124 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -4107,9 +4222,8 @@ static reclf_prof_entry prof[675] = {
     {"k1051_fused_add_add_id", "%1147 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k979_sum", "%1148 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k981_sum", "%1150 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1011_matmul", "%1153 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1012_matmul", "%1154 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1015_fused_mul_gelu_grad", "%1157 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1015_matmul_mul_gelu_grad", "%1157 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k1016_sum", "%1158 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1018_sum", "%1160 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k1021_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -4129,9 +4243,8 @@ static reclf_prof_entry prof[675] = {
     {"k1057_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1203 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1204 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1063_matmul", "%1205 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1206 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1064_matmul_div", "%1206 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1069_fused_mul_sum_neg_mul", "%1211 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1085_fused_scale_mul_mul_mul", "%1227 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1228 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -4139,7 +4252,6 @@ static reclf_prof_entry prof[675] = {
     {"k363_permute", "%1230 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k979_sum", "%1232 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k981_sum", "%1234 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1237 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1238 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1240 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k979_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -4151,7 +4263,7 @@ static reclf_prof_entry prof[675] = {
     {"k981_sum", "%1255 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1057_matmul", "%1258 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1058_matmul", "%1259 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1119_fused_add_add", "%1261 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1119_matmul_add_add", "%1261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k979_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k981_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k983_mul", "%1266 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -4165,9 +4277,8 @@ static reclf_prof_entry prof[675] = {
     {"k979_sum", "%1290 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1292_scatter_add", "%1292 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1293_sum", "%1293 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1295_matmul", "%1295 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k1296_matmul", "%1296 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k300_scale", "%1297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1297_matmul_scale", "%1297 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1300_sum", "%1300 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1302_sum", "%1302 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1305_matmul", "%1305 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
@@ -4373,7 +4484,7 @@ static reclf_prof_entry prof[675] = {
     {"k1758_permute", "%1758 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k1760_matmul", "%1760 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm = {675, prof};
+const reclf_prof_table reclf_profile_reclf_noirm = {646, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -4492,585 +4603,556 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2424832*B, A + 1288240 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1288240 + 2424960*B, A + 1288240 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 102400*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255360*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255520*T, A + 1288240 + 2425584*B + 30208*B*T + 255360*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255520*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255728*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 255728*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255728*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 255728*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255840*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255840*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 97152*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1288240 + 2425584*B + 30208*B*T + 92032*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 92032*T, A + 1288240 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1288240 + 2334720*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(234, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(235, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(236, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k595_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %595 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(237, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(238, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k602_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 248448*T, T)); /* %602 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(239, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(240, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(241, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(242, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(243, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251568*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(244, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 251568*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(245, (double)39*T, sizeof(real)*((double)T + (double)39*T), k622_sum(A + 1288240 + 2425584*B + 30208*B*T + 250000*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(246, (double)T, sizeof(real)*((double)T + (double)T), k623_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 250000*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(247, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k624_div(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246960*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(248, (double)16384, sizeof(real)*((double)128 + (double)16384), k733_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(249, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k736_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(250, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k739_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(251, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k740_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(252, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k625_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(253, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k626_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(254, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(255, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(257, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 246976*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(258, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246976*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(259, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(260, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(261, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(262, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(263, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(264, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(265, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 247008*T, A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(266, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 247008*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(267, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(268, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k659_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1288240 + 2400256*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2424832*B, A + 1288240 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1288240 + 2424960*B, A + 1288240 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 112640*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 117760*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255232*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255392*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255712*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k602_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251440*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(224, (double)39*T, sizeof(real)*((double)T + (double)39*T), k622_sum(A + 1288240 + 2425584*B + 30208*B*T + 249872*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), k623_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 249872*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k624_div(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245296*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(227, (double)16384, sizeof(real)*((double)128 + (double)16384), k733_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(228, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k736_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(229, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k739_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(230, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k740_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(231, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k625_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k626_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(233, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(234, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(235, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(236, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 245312*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(237, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(238, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(239, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(240, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(241, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(242, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(243, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(244, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 245344*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(245, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245344*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(246, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(247, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k659_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(269, 0, sizeof(real)*((double)1), k750_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
-    CALL(270, (double)1, sizeof(real)*((double)1 + (double)1), k752_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(271, (double)B, sizeof(real)*((double)B + (double)1), k753_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(272, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k755_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(273, (double)B, sizeof(real)*((double)B + (double)B), k757_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(274, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k759_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(275, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(276, (double)T, sizeof(real)*((double)T + (double)T), k769_neg(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(277, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k771_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(278, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246976*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(279, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k782_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(280, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k786_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(281, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k788_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(282, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k789_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(283, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k790_sum(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(284, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k791_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(285, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(286, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k794_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(287, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k796_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(288, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(289, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k801_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(290, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k802_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(291, (double)16384, sizeof(real)*((double)16384 + (double)128), k805_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(292, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k807_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(293, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 251568*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(294, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k814_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(295, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k827_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(296, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k828_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(297, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k829_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(298, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(299, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(300, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(301, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(302, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(303, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k840_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(304, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(305, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k850_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(306, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k854_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(307, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k855_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2400256*B, B, T)); /* %855 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(308, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k856_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(309, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(310, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(311, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k861_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(312, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k867_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(313, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2334720*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(314, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k869_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(315, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(316, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(317, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k872_add(A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(318, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k882_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(319, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k886_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(320, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k898_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(321, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k902_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(322, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(323, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(324, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k934_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(325, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k935_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(326, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k936_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 92032*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(327, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k945_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(328, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k949_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(329, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k958_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(330, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k962_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(331, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k963_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(332, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(333, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(334, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(335, 0, sizeof(real)*((double)5120*T + (double)4992*T), k971_pad(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(336, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k972_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(337, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k974_matmul(A + 1288240 + 2425584*B + 30208*B*T + 250496*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(338, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k975_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 97152*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(339, 0, sizeof(real)*((double)5120*T + (double)128*T), k977_pad(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 250496*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k978_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(343, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(347, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(348, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(349, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(350, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1005_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(353, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1011_matmul(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 990944, T)); /* %1011 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(355, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1015_fused_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1015 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(375, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1062 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(376, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(377, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255840*T, T)); /* %1064 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(378, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(379, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(381, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(382, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 891616, T)); /* %1095 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(390, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(391, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(392, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(393, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(394, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(395, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(396, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(397, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1119_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1119 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(398, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(399, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(400, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(401, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(402, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(403, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(404, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(405, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(406, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(407, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(410, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1011_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, (real *)P + 792672, T)); /* %1153 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(411, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(412, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1015_fused_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1157 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(413, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(414, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(415, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(416, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(419, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(420, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(421, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(422, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(423, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(424, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(425, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(426, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(429, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(430, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(431, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(432, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1204 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(433, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(434, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255520*T, T)); /* %1206 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(435, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 255360*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(436, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 102400*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(437, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(438, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(439, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(440, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(441, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(442, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 693344, T)); /* %1237 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(443, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(444, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(445, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(446, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(447, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(448, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(449, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(450, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(451, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(452, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(453, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(454, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1119_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1261 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(455, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(456, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(457, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(458, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(459, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(460, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(461, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(462, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(463, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(464, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(465, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(466, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1292_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(467, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1293_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(468, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1295_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1295 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(469, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1296_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(470, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(471, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(472, (double)8192, sizeof(real)*((double)128 + (double)8192), k1302_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(473, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1305_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(474, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1306_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(475, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1308_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(476, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1309_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(477, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(480, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(481, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(482, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(483, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(484, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(485, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(498, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(514, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(515, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(516, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1403_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(518, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1443_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1444_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(536, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1446_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(537, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(538, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(539, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(540, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(541, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(542, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(543, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(544, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(545, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(558, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(573, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(576, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(577, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1539_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(578, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(593, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(594, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1579_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(595, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1580_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(596, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1582_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(597, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(598, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(599, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(600, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(601, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(602, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(603, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(604, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(605, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(606, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(607, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(608, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(609, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(613, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(614, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(615, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(616, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(617, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(618, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(619, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(620, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(621, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(622, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(623, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(624, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(625, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(633, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(634, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(635, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(636, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(637, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1675_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(638, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(639, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(640, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(641, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(642, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(643, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(644, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(645, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(653, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(654, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(655, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(656, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1718_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(657, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1720_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(658, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(659, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(660, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(661, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1726_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(662, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1727_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(663, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(664, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(665, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(666, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1741_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(667, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1745_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(668, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1748_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(669, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1750_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(673, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1758_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(674, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1760_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(248, 0, sizeof(real)*((double)1), k750_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
+    CALL(249, (double)1, sizeof(real)*((double)1 + (double)1), k752_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(250, (double)B, sizeof(real)*((double)B + (double)1), k753_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(251, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k755_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(252, (double)B, sizeof(real)*((double)B + (double)B), k757_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(253, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k759_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(254, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), k769_neg(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k771_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(257, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(258, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k782_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(259, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k786_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(260, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k788_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(261, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k789_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(262, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k790_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k791_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(264, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(265, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k794_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(266, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k796_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(267, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(268, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k801_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(269, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k802_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(270, (double)16384, sizeof(real)*((double)16384 + (double)128), k805_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(271, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k807_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(272, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(273, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k814_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(274, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k827_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(275, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k828_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(276, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k829_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(277, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k831_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(278, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(279, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k831_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(280, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k840_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(284, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k850_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(285, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k854_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(286, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k856_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(287, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(288, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k858_matmul_div(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2334720*B, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(289, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k861_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(290, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k867_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(291, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2400256*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(292, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k869_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(294, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2400256*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(295, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k872_add(A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(296, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k882_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(297, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k886_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(298, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k898_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(299, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k902_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(300, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(301, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(302, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k934_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(303, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k935_matmul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(304, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k936_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(305, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k945_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(306, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k949_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(307, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k958_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(308, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k962_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(309, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k963_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(310, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(311, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(312, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(313, 0, sizeof(real)*((double)5120*T + (double)4992*T), k971_pad(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(314, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k972_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(315, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k974_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(316, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k975_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(317, 0, sizeof(real)*((double)5120*T + (double)128*T), k977_pad(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(318, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k978_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(321, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(322, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(323, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(324, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(325, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(326, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(327, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(328, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1005_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(331, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(332, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1015_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1015 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(333, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(335, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(336, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(339, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 51200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 51200*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(343, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(344, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(345, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(346, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(352, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 58880*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(353, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1064_matmul_div(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %1064 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(354, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 64000*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(355, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(356, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(357, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(358, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(365, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(366, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(367, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(368, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(369, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(370, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(371, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(372, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1119_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1119 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(385, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(386, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1015_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1157 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(387, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(388, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(389, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(390, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(393, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(394, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(397, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(398, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(399, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(400, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(407, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1064_matmul_div(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %1206 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(408, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(409, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(410, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(411, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(415, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(416, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(419, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(420, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(421, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(422, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(423, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(424, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(425, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(426, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1119_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(438, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1292_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(439, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1293_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(440, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1296_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(441, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1297_matmul_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1297 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(442, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(443, (double)8192, sizeof(real)*((double)128 + (double)8192), k1302_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(444, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1305_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(445, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1306_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(446, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1308_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(447, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1309_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(448, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(449, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(454, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(455, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(456, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(457, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(469, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(484, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(485, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(486, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(488, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1403_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(505, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1443_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(506, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1444_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(507, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1446_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(508, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(516, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(517, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(518, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(519, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(520, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(524, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(525, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(526, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(527, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(528, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(529, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(538, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(539, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(540, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(544, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(545, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(546, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(547, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(548, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1539_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(555, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(557, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(558, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(562, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(563, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(564, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(565, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1579_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(566, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1580_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(567, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1582_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(568, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(569, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(570, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(571, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(572, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(573, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(574, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(575, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(576, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(577, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(578, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(579, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(580, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(584, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(585, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(586, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(587, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(588, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(589, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(591, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(598, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(605, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(606, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(607, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(608, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1675_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(611, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(612, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(613, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(614, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(615, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(616, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(618, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(619, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(620, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(621, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(622, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(623, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(624, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(625, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(626, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(627, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1718_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(628, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1720_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(629, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1726_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1727_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1741_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(638, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1745_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(639, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1748_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(640, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1750_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(641, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(643, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(644, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1758_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(645, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1760_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1280000, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1288192, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

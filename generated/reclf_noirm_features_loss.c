@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -80,18 +68,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k18_eye:
@@ -122,7 +114,7 @@ static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
@@ -184,7 +176,7 @@ static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -309,9 +301,10 @@ static void k59_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k60_matmul:
- *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k61_matmul_scale:
+ *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -322,15 +315,14 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k62_max:
@@ -352,7 +344,7 @@ static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
@@ -368,8 +360,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %295 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -438,21 +429,6 @@ static void k81_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k86_matmul:
- *   %86 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k86_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-    }
-}
-
 /* k92_fused_scale_addc_neg:
  *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
@@ -463,16 +439,29 @@ static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k93_fused_add_mul_scale:
- *   %93 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+/* k93_matmul_add_mul_scale:
+ *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k93_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
+static void k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*1521 + r*39;
+            #pragma omp simd
+            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k94_max:
@@ -494,7 +483,7 @@ static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k98_mul:
@@ -1043,22 +1032,6 @@ static void k291_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k292_matmul:
- *   %292 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k293_matmul:
  *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k293_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1092,6 +1065,30 @@ static void k294_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k295_matmul_div:
+ *   %295 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k295_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k298_fused_sum_neg_mul:
@@ -1285,15 +1282,14 @@ static void k399_fused_add_mul_mul_id(real *restrict out, const real *restrict i
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[137] = {
+static reclf_prof_entry prof[133] = {
     {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -1315,8 +1311,7 @@ static reclf_prof_entry prof[137] = {
     {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -1328,9 +1323,8 @@ static reclf_prof_entry prof[137] = {
     {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k86_matmul", "%86 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_fused_add_mul_scale", "%93 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -1399,10 +1393,9 @@ static reclf_prof_entry prof[137] = {
     {"k278_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k287_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k291_fused_add_mul_mul_id", "%291 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k292_matmul", "%292 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k293_matmul", "%293 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k294_sum", "%294 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k67_div", "%295 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k295_matmul_div", "%295 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k298_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k304_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%305 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -1424,7 +1417,7 @@ static reclf_prof_entry prof[137] = {
     {"k395_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k399_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {137, prof};
+const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {133, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1447,143 +1440,139 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 65552 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 24576*B, (real *)inputs[2], A + 65552 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, A + 65552 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 24912*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30144*B*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 25216*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24704*B, A + 65552 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24864*B, A + 65552 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24720*B, A + 65552 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 25104*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 24912*B + 30208*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16512, A + 0, A + 65552 + 24880*B, A + 65552 + 24704*B, A + 65552 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25088*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 24912*B + 30208*B*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T, A + 65552, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 24912*B, A + 65552 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 24912*B + 29952*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 65552 + 24912*B + 30000*B*T, A + 65552 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(40, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(41, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(42, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 65552 + 24912*B + 30208*B*T + 18048*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(44, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k93_fused_add_mul_scale(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %93 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(48, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(49, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 24912*B + 30208*B*T + 21168*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(50, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(51, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 24912*B + 30208*B*T + 19600*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(52, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 19600*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(53, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16560*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(54, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(55, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(56, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k176_fused_sum_mul(A + 65552 + 24912*B + 16512*B*T, A + 65552 + 24912*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(57, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(58, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k116_fused_mul_add_sum(A + 65552 + 24912*B + 15024*B*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 15024*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(61, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(62, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30112*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, B, T)); /* %124 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(63, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 16576*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(64, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16576*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(65, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(66, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24768*B, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(67, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24768*B, B, T)); /* %135 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(68, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24784*B, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(69, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(70, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24816*B, A + 65552 + 24912*B + 30128*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(71, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 16608*T, A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(72, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16528, A + 65552 + 24912*B + 30208*B*T + 16608*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(73, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65552 + 24800*B, A + 65552 + 24768*B, A + 65552 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(74, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k150_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, A + 65552 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 24912*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30144*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 25216*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24704*B, A + 65552 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B, A + 65552 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24864*B, A + 65552 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24720*B, A + 65552 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 25104*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 24912*B + 30208*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16512, A + 0, A + 65552 + 24880*B, A + 65552 + 24704*B, A + 65552 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25088*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 24912*B + 30208*B*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T, A + 65552, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 24912*B + 29952*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 65552 + 24912*B + 30000*B*T, A + 65552 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k93_matmul_add_mul_scale(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 24912*B + 30208*B*T + 21168*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 24912*B + 30208*B*T + 19600*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 19600*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(50, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 15024*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(51, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(52, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(53, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k176_fused_sum_mul(A + 65552 + 24912*B + 16512*B*T, A + 65552 + 24912*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(54, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(55, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k116_fused_mul_add_sum(A + 65552 + 24912*B + 15024*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 15024*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(57, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(58, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(59, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30112*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, B, T)); /* %124 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(60, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 15040*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(61, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(62, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(63, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24768*B, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(64, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24768*B, B, T)); /* %135 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(65, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24784*B, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(66, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24816*B, A + 65552 + 24912*B + 30128*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(68, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 15072*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(69, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16528, A + 65552 + 24912*B + 30208*B*T + 15072*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(70, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65552 + 24800*B, A + 65552 + 24768*B, A + 65552 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(71, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k150_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(75, 0, sizeof(real)*((double)1), k187_fill(A + 16512)); /* %187 fill []  graphs/lib/model.lua:137 */
-    CALL(76, (double)1, sizeof(real)*((double)1 + (double)1), k189_scale(A + 16528, A + 16512, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(77, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 24896*B, A + 16528, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(78, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k192_fused_mul_id(A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 16528, A + 65552 + 24912*B + 30208*B*T + 19584*T, T)); /* %192 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(79, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 24768*B, A + 65552 + 24896*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(80, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k196_fused_mul_id(A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %196 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(81, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24768*B, A + 65552 + 24896*B, A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %200 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(82, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(83, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k208_fused_mul_id(A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %208 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(84, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16576*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(85, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k219_fused_scale_add_add_add(A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(86, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k223_fused_mul_id(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(87, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(88, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(89, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(90, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(91, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(92, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(93, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(94, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(95, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(96, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(97, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(98, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k244_fused_add_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, A + 32768, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %244 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(99, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(100, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k251_fused_mul_sum_neg_mul(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(101, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k264_fused_scale_mul_mul_mul(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(102, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(103, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(104, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(105, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(106, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(107, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(108, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(109, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(110, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(111, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k287_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(112, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k291_fused_add_mul_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B, B, T)); /* %291 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(113, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k292_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(114, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(115, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 24912*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(116, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %295 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(117, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k298_fused_sum_neg_mul(A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 27456*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(118, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k304_fused_scale_mul_add_id(A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(119, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B + 8192*B*T, A + 65552 + 24912*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(120, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(121, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(122, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 24912*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(123, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k309_add(A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(124, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k319_fused_mul_mul_sum_mul(A + 65552 + 24768*B, A + 65552, (real *)inputs[3], A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(125, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k323_fused_add_add_mul_mul(A + 65552 + 16384*B, A + 65552 + 8192*B, A + 65552, A + 65552 + 24704*B, A + 65552 + 24768*B, (real *)inputs[3], B)); /* %323 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(126, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k335_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %335 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(127, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k339_fused_add_add_add_mul(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[1], T)); /* %339 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(128, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24704*B, A + 65552 + 24896*B, A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %352 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(129, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(130, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k371_fused_scale_add_add_add(A + 65552 + 24912*B, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24704*B, A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(131, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B, A + 65552 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(132, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(133, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k382_fused_mul_mul_sum_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[2], A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(134, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k386_fused_add_mul_mul_id(A + 65552 + 128*B, A + 65552, A + 65552 + 24848*B, A + 65552 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(135, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k395_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 5248*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %395 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(136, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k399_fused_add_mul_mul_id(A + 65552 + 24912*B + 30208*B*T + 5120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 5248*T, (real *)inputs[0], T)); /* %399 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(72, 0, sizeof(real)*((double)1), k187_fill(A + 16512)); /* %187 fill []  graphs/lib/model.lua:137 */
+    CALL(73, (double)1, sizeof(real)*((double)1 + (double)1), k189_scale(A + 16528, A + 16512, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(74, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 24896*B, A + 16528, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(75, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k192_fused_mul_id(A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 16528, A + 65552 + 24912*B + 30208*B*T + 19584*T, T)); /* %192 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(76, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 24768*B, A + 65552 + 24896*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(77, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k196_fused_mul_id(A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %196 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(78, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24768*B, A + 65552 + 24896*B, A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %200 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(79, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(80, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k208_fused_mul_id(A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %208 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(81, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(82, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k219_fused_scale_add_add_add(A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(83, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k223_fused_mul_id(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(84, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(85, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(86, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(87, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(88, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(90, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(91, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(92, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(93, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(94, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(95, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k244_fused_add_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, A + 32768, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %244 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(96, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(97, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k251_fused_mul_sum_neg_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(98, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k264_fused_scale_mul_mul_mul(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(99, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(100, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(101, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(102, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(103, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(104, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(105, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(106, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(107, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(108, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k287_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(109, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k291_fused_add_mul_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B, B, T)); /* %291 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(110, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(111, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 24912*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(112, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k295_matmul_div(A + 65552 + 24912*B, A + 65552 + 24912*B + 9984*B*T, (real *)inputs[3], A + 65552 + 24912*B + 29952*B*T, B, T)); /* %295 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(113, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k298_fused_sum_neg_mul(A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(114, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k304_fused_scale_mul_add_id(A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(115, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B + 8192*B*T, A + 65552 + 24912*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(116, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(118, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 24912*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(119, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k309_add(A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(120, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k319_fused_mul_mul_sum_mul(A + 65552 + 24768*B, A + 65552, (real *)inputs[3], A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(121, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k323_fused_add_add_mul_mul(A + 65552 + 16384*B, A + 65552 + 8192*B, A + 65552, A + 65552 + 24704*B, A + 65552 + 24768*B, (real *)inputs[3], B)); /* %323 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(122, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k335_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %335 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(123, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k339_fused_add_add_add_mul(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[1], T)); /* %339 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(124, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24704*B, A + 65552 + 24896*B, A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %352 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(125, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k371_fused_scale_add_add_add(A + 65552 + 24912*B, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24704*B, A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(127, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B, A + 65552 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(128, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(129, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k382_fused_mul_mul_sum_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[2], A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(130, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k386_fused_add_mul_mul_id(A + 65552 + 128*B, A + 65552, A + 65552 + 24848*B, A + 65552 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(131, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k395_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 5248*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %395 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(132, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k399_fused_add_mul_mul_id(A + 65552 + 24912*B + 30208*B*T + 5120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 5248*T, (real *)inputs[0], T)); /* %399 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 49152, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wk */
     memcpy(grads + 32768, A + 0, sizeof(real)*16384); /* d loss / d srm.Wv */

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k6_fused_scale_addc:
  *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -277,17 +275,22 @@ static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -313,17 +316,22 @@ static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -437,17 +445,22 @@ static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -480,17 +493,22 @@ static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -604,17 +622,22 @@ static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -649,19 +672,23 @@ static void k291_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k295_matmul:
- *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k297_add:
- *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k297_matmul_add:
+ *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
+ *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
+static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 64*B; r0 += panel) {
+        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k298_sum:
@@ -683,27 +710,30 @@ static void k298_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1258 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
 static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k303_matmul:
- *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k304_add:
- *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k304_matmul_add:
+ *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
+ *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k307_gather:
@@ -794,30 +824,28 @@ static void k321_fused_add_mul(real *restrict out, const real *restrict in0, con
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k325_matmul:
- *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   ... and 2 more */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k327_add:
- *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k327_matmul_add:
+ *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
+ *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k329_permute:
@@ -837,25 +865,6 @@ static void k329_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k346_matmul:
- *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1023 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1165 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-    }
-}
-
 /* k352_fused_scale_addc_neg:
  *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
  *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
@@ -866,17 +875,31 @@ static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict i
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k353_fused_add_mul_scale:
- *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+/* k353_matmul_add_mul_scale:
+ *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
  *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
  *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
+ *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k354_max:
@@ -900,7 +923,7 @@ static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
+            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
 /* k358_mul:
@@ -938,9 +961,7 @@ static void k360_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k361_div:
  *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1025 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1167 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
 static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -984,34 +1005,46 @@ static void k363_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k371_fused_add_add:
- *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+/* k371_matmul_add_add:
+ *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
  *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
+ *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
+static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
-/* k388_matmul:
- *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
-}
-
-/* k390_add:
- *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
+/* k390_matmul_add:
+ *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
+ *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k391_gelu:
@@ -1023,11 +1056,26 @@ static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k395_matmul:
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
+/* k398_matmul_add_add:
+ *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
+ *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
+ *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
+        const long lb1 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
+        }
+    }
 }
 
 /* k502_slice:
@@ -1039,21 +1087,23 @@ static void k502_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k506_matmul:
- *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36
- *   %718 matmul [T,128]   graphs/lib/irm.lua:10
- *   %796 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
-static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k507_add:
- *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k507_matmul_add:
+ *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
+ *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k508_slice:
@@ -1065,19 +1115,23 @@ static void k508_slice(real *restrict out, const real *restrict in0, long T) {
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k512_matmul:
- *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k514_add:
- *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+/* k514_matmul_add:
+ *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
+ *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
+static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 39*T; r0 += panel) {
+        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        /* epilogue (add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
+        }
+    }
 }
 
 /* k516_fused_sum_square:
@@ -1134,18 +1188,22 @@ static void k524_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k525_matmul:
- *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k526_scale:
- *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k526_matmul_scale:
+ *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k527_eye:
@@ -1176,7 +1234,7 @@ static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k532_sum:
@@ -1238,7 +1296,7 @@ static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k543_sum:
@@ -1363,9 +1421,10 @@ static void k568_mul(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k569_matmul:
- *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k570_matmul_scale:
+ *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1376,15 +1435,14 @@ static void k569_matmul(real *restrict out, const real *restrict in0, const real
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k570_scale:
- *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k571_max:
@@ -1406,7 +1464,7 @@ static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k575_sum:
@@ -1422,8 +1480,7 @@ static void k575_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %819 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1505,6 +1562,12 @@ static void k588_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
+/* k718_matmul:
+ *   %718 matmul [T,128]   graphs/lib/irm.lua:10 */
+static void k718_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
 /* k600_fused_scale_addc_neg:
  *   %600 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11
  *     + %599 map:addc [T,1,39,1]  graphs/lib/irm.lua:11
@@ -1548,7 +1611,7 @@ static void k605_fused_exp_sub(real *restrict out, const real *restrict in0, con
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k606_mul:
@@ -1884,22 +1947,6 @@ static void k815_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k816_matmul:
- *   %816 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k816_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k817_matmul:
  *   %817 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k817_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1933,6 +1980,30 @@ static void k818_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k819_matmul_div:
+ *   %819 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %816 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k819_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k822_fused_sum_neg_mul:
@@ -2109,18 +2180,31 @@ static void k919_fused_mul_mul_sum_mul(real *restrict out, const real *restrict 
         { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k923_fused_add_add_mul_mul:
- *   %923 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+/* k923_matmul_add_add_mul_mul:
+ *   %923 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %796 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
  *     + %913 map:add [T,128]  graphs/lib/losses.lua:21
  *     + %910 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %922 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %920 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %921 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k923_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
+static void k923_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        const long lb4 = 0;
+        const long lb5 = 0;
+        /* epilogue (add_add_mul_mul), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
+        }
+    }
 }
 
 /* k924_sum:
@@ -2349,13 +2433,6 @@ static void k966_fused_add_id(real *restrict out, const real *restrict in0, cons
             out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
-/* k972_matmul:
- *   %972 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1114 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k972_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
 /* k973_matmul:
  *   %973 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
  *   %1115 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
@@ -2363,14 +2440,25 @@ static void k973_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k976_fused_mul_gelu_grad:
- *   %976 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+/* k976_matmul_mul_gelu_grad:
+ *   %976 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %972 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
  *     + %975 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1118 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k976_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+ *   %1118 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k976_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    long panel = 131072 / (512); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
+        const long lb2 = 0;
+        /* epilogue (mul_gelu_grad), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(512) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*512;
+            #pragma omp simd
+            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
+        }
+    }
 }
 
 /* k977_sum:
@@ -2441,12 +2529,11 @@ static void k1012_fused_add_add_id(real *restrict out, const real *restrict in0,
 
 /* k1018_matmul:
  *   %1018 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1056 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   %1066 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
  *   %1077 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
  *   %1160 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1198 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
+ *   %1208 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1219 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
 static void k1018_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -2482,6 +2569,31 @@ static void k1024_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
+/* k1025_matmul_div:
+ *   %1025 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %1023 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
+ *   %1167 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1025_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    const long nb = 4*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
+        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 40; r++) {
+            real *o = out + p*1600 + r*40;
+            #pragma omp simd
+            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
+}
+
 /* k1030_fused_mul_sum_neg_mul:
  *   %1030 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *     + %1028 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
@@ -2511,14 +2623,26 @@ static void k1046_fused_scale_mul_mul_mul(real *restrict out, const real *restri
                 out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1080_fused_add_add:
- *   %1080 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+/* k1080_matmul_add_add:
+ *   %1080 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1056 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
  *     + %1069 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1222 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1080_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
+ *   %1222 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1080_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < 40*T; r0 += panel) {
+        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        /* epilogue (add_add), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
+        }
+    }
 }
 
 /* k1253_scatter_add:
@@ -2549,16 +2673,28 @@ static void k1254_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1256_matmul:
- *   %1256 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1256_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
 /* k1257_matmul:
  *   %1257 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
 static void k1257_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1258_matmul_scale:
+ *   %1258 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
+ *     + %1256 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
+static void k1258_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < B; r0 += panel) {
+        const long pm = B - r0 < panel ? B - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
+        }
+    }
 }
 
 /* k1261_sum:
@@ -2804,14 +2940,17 @@ static void k1316_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -2851,14 +2990,17 @@ static void k1407_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3056,14 +3198,17 @@ static void k1452_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3103,14 +3248,17 @@ static void k1543_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3310,14 +3458,17 @@ static void k1588_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3345,14 +3496,17 @@ static void k1679_col2im(real *restrict out, const real *restrict in0, long B) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
+                        const real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) continue;
+                        real *xrow = xp + iy*W;
+                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
                     }
                 }
         }
@@ -3504,7 +3658,7 @@ static void k1721_matmul(real *restrict out, const real *restrict in0, const rea
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[662] = {
+static reclf_prof_entry prof[633] = {
     {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
     {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
     {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
@@ -3607,12 +3761,10 @@ static reclf_prof_entry prof[662] = {
     {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
     {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
@@ -3620,18 +3772,14 @@ static reclf_prof_entry prof[662] = {
     {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
     {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3640,34 +3788,27 @@ static reclf_prof_entry prof[662] = {
     {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
@@ -3676,37 +3817,31 @@ static reclf_prof_entry prof[662] = {
     {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -3728,8 +3863,7 @@ static reclf_prof_entry prof[662] = {
     {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -3741,7 +3875,7 @@ static reclf_prof_entry prof[662] = {
     {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k584_sum", "%584 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
     {"k588_matmul", "%588 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k506_matmul", "%718 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k718_matmul", "%718 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k600_fused_scale_addc_neg", "%600 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k601_fused_add_mul_scale_sum", "%601 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k602_max", "%602 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
@@ -3791,7 +3925,6 @@ static reclf_prof_entry prof[662] = {
     {"k790_sum", "%790 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k588_matmul", "%792 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k793_matmul", "%793 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k506_matmul", "%796 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k793_matmul", "%797 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k799_fused_add_mul_id", "%799 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k788_mul", "%800 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
@@ -3799,10 +3932,9 @@ static reclf_prof_entry prof[662] = {
     {"k789_sum", "%802 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k811_fused_mul_mul_sum_mul", "%811 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k815_fused_add_mul_mul_id", "%815 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k816_matmul", "%816 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k817_matmul", "%817 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k818_sum", "%818 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k576_div", "%819 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k819_matmul_div", "%819 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k822_fused_sum_neg_mul", "%822 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k828_fused_scale_mul_add_id", "%828 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k577_matmul", "%829 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -3822,7 +3954,7 @@ static reclf_prof_entry prof[662] = {
     {"k905_fused_mul_mul_sum_mul", "%905 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k909_fused_add_mul_mul_id", "%909 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k919_fused_mul_mul_sum_mul", "%919 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k923_fused_add_add_mul_mul", "%923 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k923_matmul_add_add_mul_mul", "%923 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k924_sum", "%924 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k926_sum", "%926 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k929_matmul", "%929 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
@@ -3845,9 +3977,8 @@ static reclf_prof_entry prof[662] = {
     {"k966_fused_add_id", "%966 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k940_sum", "%967 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k942_sum", "%969 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k972_matmul", "%972 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k973_matmul", "%973 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k976_fused_mul_gelu_grad", "%976 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k976_matmul_mul_gelu_grad", "%976 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k977_sum", "%977 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k979_sum", "%979 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k982_matmul", "%982 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -3867,9 +3998,8 @@ static reclf_prof_entry prof[662] = {
     {"k1018_matmul", "%1018 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1019 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1022 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1023 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1024_matmul", "%1024 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1025 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1025_matmul_div", "%1025 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1030_fused_mul_sum_neg_mul", "%1030 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1046_fused_scale_mul_mul_mul", "%1046 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1047 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -3877,7 +4007,6 @@ static reclf_prof_entry prof[662] = {
     {"k363_permute", "%1049 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k940_sum", "%1051 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k942_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1018_matmul", "%1056 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1059 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k940_sum", "%1061 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -3889,7 +4018,7 @@ static reclf_prof_entry prof[662] = {
     {"k942_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1018_matmul", "%1077 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1078 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1080_fused_add_add", "%1080 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1080_matmul_add_add", "%1080 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k940_sum", "%1081 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k942_sum", "%1083 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k944_mul", "%1085 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3902,9 +4031,8 @@ static reclf_prof_entry prof[662] = {
     {"k1012_fused_add_add_id", "%1108 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k940_sum", "%1109 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k942_sum", "%1111 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k972_matmul", "%1114 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k973_matmul", "%1115 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k976_fused_mul_gelu_grad", "%1118 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k976_matmul_mul_gelu_grad", "%1118 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k977_sum", "%1119 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k979_sum", "%1121 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k982_matmul", "%1124 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
@@ -3924,9 +4052,8 @@ static reclf_prof_entry prof[662] = {
     {"k1018_matmul", "%1160 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1161 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k329_permute", "%1164 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k346_matmul", "%1165 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k1024_matmul", "%1166 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k361_div", "%1167 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1025_matmul_div", "%1167 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1030_fused_mul_sum_neg_mul", "%1172 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
     {"k1046_fused_scale_mul_mul_mul", "%1188 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k362_matmul", "%1189 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
@@ -3934,7 +4061,6 @@ static reclf_prof_entry prof[662] = {
     {"k363_permute", "%1191 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k940_sum", "%1193 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k942_sum", "%1195 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1018_matmul", "%1198 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1199 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
     {"k363_permute", "%1201 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k940_sum", "%1203 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
@@ -3946,7 +4072,7 @@ static reclf_prof_entry prof[662] = {
     {"k942_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1018_matmul", "%1219 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k1019_matmul", "%1220 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1080_fused_add_add", "%1222 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1080_matmul_add_add", "%1222 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k940_sum", "%1223 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k942_sum", "%1225 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k944_mul", "%1227 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -3960,9 +4086,8 @@ static reclf_prof_entry prof[662] = {
     {"k940_sum", "%1251 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1253_scatter_add", "%1253 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k1254_sum", "%1254 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1256_matmul", "%1256 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k1257_matmul", "%1257 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k300_scale", "%1258 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1258_matmul_scale", "%1258 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k1261_sum", "%1261 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1263_sum", "%1263 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k1266_matmul", "%1266 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
@@ -4168,7 +4293,7 @@ static reclf_prof_entry prof[662] = {
     {"k1719_permute", "%1719 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
     {"k1721_matmul", "%1721 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm = {662, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm = {633, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -4287,572 +4412,543 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
     CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
     CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1255472 + 2424832*B, A + 1255472 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1255472 + 2424960*B, A + 1255472 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 138240*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 148480*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 153600*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 102400*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245376*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245536*T, A + 1255472 + 2425584*B + 30208*B*T + 245376*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245536*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245744*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 245744*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 168960*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245744*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 245744*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245856*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245856*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1255472 + 2425584*B + 30208*B*T + 97152*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246608*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1255472 + 2425584*B + 30208*B*T + 92032*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1255472 + 2425504*B, A + 1255472 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 92032*T, A + 1255472 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 30144*B*T, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246640*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425536*B, A + 1255472 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425232*B, A + 1255472 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246192*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1255472 + 2425552*B, A + 1255472 + 2425216*B, A + 1255472 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1255472 + 2416640*B, A + 1255472 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1255472 + 2334720*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1255472 + 2425584*B + 29952*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1255472 + 2425584*B + 30000*B*T, A + 1255472 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(234, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k584_sum(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(235, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, (real *)P + 1089888, T)); /* %588 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(236, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1106272, T)); /* %718 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(237, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k600_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)inputs[3], T)); /* %600 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(238, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k601_fused_add_mul_scale_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, (real *)inputs[3], A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %601 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(239, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k602_max(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %602 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(240, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k605_fused_exp_sub(A + 1255472 + 2425584*B + 15072*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %605 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(241, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k606_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15072*B*T, (real *)inputs[3], B, T)); /* %606 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(242, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15216*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %607 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(243, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k608_clampmin(A + 1255472 + 2425584*B + 15232*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %608 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(244, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k609_div(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %609 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(245, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %610 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(246, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %611 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(247, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k613_scale(A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %613 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %615 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(249, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %618 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(250, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246160*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %619 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(251, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %620 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(252, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %623 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %626 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(254, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425280*B, B, T)); /* %629 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425296*B, A + 1255472 + 2425584*B + 15040*B*T, B, T)); /* %630 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(256, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %631 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(257, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425328*B, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %635 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(258, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246208*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %638 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(259, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246208*T, T)); /* %639 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(260, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1255472 + 2425312*B, A + 1255472 + 2425280*B, A + 1255472 + 2425328*B, B)); /* %642 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k644_add(A + 1255456, A + 16, A + 32)); /* %644 map:add []  graphs/lib/model.lua:85 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1255472 + 2400256*B, A + 1255472 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1255472 + 2424832*B, A + 1255472 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1255472 + 2424960*B, A + 1255472 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 112640*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 117760*T, A + 1255472 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 122880*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 122880*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245248*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245408*T, A + 1255472 + 2425584*B + 30208*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 138240*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245616*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 148480*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 153600*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245616*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 168960*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245728*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246608*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1255472 + 2425584*B + 30208*B*T + 225152*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1255472 + 2425504*B, A + 1255472 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 225152*T, A + 1255472 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 30144*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246640*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425216*B, A + 1255472 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425536*B, A + 1255472 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425232*B, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246192*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1255472 + 2425552*B, A + 1255472 + 2425216*B, A + 1255472 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1255472 + 2416640*B, A + 1255472 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1255472 + 2425584*B + 29952*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1255472 + 2425584*B + 30000*B*T, A + 1255472 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(214, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k584_sum(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(215, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, (real *)P + 1089888, T)); /* %588 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(216, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k718_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %718 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(217, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k600_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)inputs[3], T)); /* %600 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(218, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k601_fused_add_mul_scale_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)inputs[3], A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %601 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(219, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k602_max(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %602 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(220, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k605_fused_exp_sub(A + 1255472 + 2425584*B + 15072*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %605 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(221, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k606_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15072*B*T, (real *)inputs[3], B, T)); /* %606 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(222, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15216*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %607 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(223, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k608_clampmin(A + 1255472 + 2425584*B + 15232*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %608 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(224, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k609_div(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %609 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(225, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %610 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(226, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %611 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(227, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k613_scale(A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %613 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(228, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %615 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(229, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %618 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(230, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246160*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %619 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(231, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %620 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(232, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %623 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(233, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %626 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(234, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425280*B, B, T)); /* %629 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(235, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425296*B, A + 1255472 + 2425584*B + 15040*B*T, B, T)); /* %630 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(236, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %631 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(237, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425328*B, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %635 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(238, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246208*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %638 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(239, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246208*T, T)); /* %639 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(240, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1255472 + 2425312*B, A + 1255472 + 2425280*B, A + 1255472 + 2425328*B, B)); /* %642 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(241, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k644_add(A + 1255456, A + 16, A + 32)); /* %644 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(262, 0, sizeof(real)*((double)1), k730_fill(A + 0)); /* %730 fill []  graphs/lib/model.lua:87 */
-    CALL(263, (double)1, sizeof(real)*((double)1 + (double)1), k732_scale(A + 16, A + 0, B)); /* %732 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(264, (double)B, sizeof(real)*((double)B + (double)1), k733_id(A + 1255472 + 2425568*B, A + 16, B)); /* %733 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(265, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k735_fused_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 16, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, T)); /* %735 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(266, (double)B, sizeof(real)*((double)B + (double)B), k737_neg(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, B)); /* %737 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(267, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k739_fused_mul_id(A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %739 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(268, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %743 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(269, (double)T, sizeof(real)*((double)T + (double)T), k749_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, T)); /* %749 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(270, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k751_fused_mul_id(A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %751 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(271, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %756 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(272, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k762_fused_scale_add_add_add(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %762 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(273, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k764_id(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %764 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(274, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 30096*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %766 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(275, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k767_fused_div_mul(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %767 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(276, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k769_fused_neg_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %769 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(277, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %770 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(278, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k772_fused_mul_step(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %772 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(279, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k785_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15040*B*T, (real *)inputs[3], A + 1255472 + 2425584*B + 15072*B*T, B, T)); /* %785 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(280, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k786_id(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %786 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %788 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %789 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(283, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k790_sum(A + 1255472 + 2425584*B + 30208*B*T + 240640*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, T)); /* %790 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240768*T, A + 1255472 + 2425584*B + 30208*B*T + 240640*T, (real *)P + 1106272, T)); /* %792 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 985088, A + 1255472 + 2425584*B + 30208*B*T + 240640*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %793 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(286, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 240768*T, (real *)P + 1089888, T)); /* %796 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(287, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1001472, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 240768*T, T)); /* %797 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(288, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k799_fused_add_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30096*B*T, B, T)); /* %799 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(289, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %800 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(290, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k801_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %801 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %802 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(292, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k811_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %811 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(293, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k815_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B, B, T)); /* %815 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(294, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k816_matmul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2400256*B, B, T)); /* %816 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(295, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k817_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %817 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(296, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2408448*B, A + 1255472 + 2425584*B, B, T)); /* %818 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(297, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %819 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(298, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k822_fused_sum_neg_mul(A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 27456*B*T, B, T)); /* %822 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(299, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k828_fused_scale_mul_add_id(A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %828 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(300, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B + 8192*B*T, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2334720*B, B, T)); /* %829 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(301, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k830_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %830 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(302, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 8192*B*T, B, T)); /* %831 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(303, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, B, T)); /* %832 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(304, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k833_add(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %833 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(305, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k843_fused_mul_mul_sum_mul(A + 1255472 + 2425280*B, A + 1255472 + 2334720*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %843 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(306, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k847_fused_add_add_mul_mul(A + 1255472 + 2416640*B, A + 1255472 + 2408448*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, A + 1255472 + 2425280*B, A + 1255472 + 2400256*B, B)); /* %847 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(307, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k858_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %858 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(308, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k862_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %862 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(309, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425216*B, A + 1255472 + 2425568*B, A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %875 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(310, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %888 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(311, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k894_fused_scale_add_add_add(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %894 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(312, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k895_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B, A + 1255472 + 2425088*B, B, T)); /* %895 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(313, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k896_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 92032*T, B, T)); /* %896 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(314, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k905_fused_mul_mul_sum_mul(A + 1255472 + 2425088*B, A + 1255472 + 2334720*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %905 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(315, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k909_fused_add_mul_mul_id(A + 1255472 + 2334848*B, A + 1255472 + 2334720*B, A + 1255472 + 2425520*B, A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, B)); /* %909 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(316, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k919_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %919 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(317, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k923_fused_add_add_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %923 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(318, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k924_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, T)); /* %924 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(319, (double)4992, sizeof(real)*((double)128 + (double)4992), k926_sum(A + 1250304, A + 0)); /* %926 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(320, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k929_matmul(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, (real *)P + 1073376, T)); /* %929 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(321, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k930_matmul(A + 1017856, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %930 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(322, 0, sizeof(real)*((double)5120*T + (double)4992*T), k932_pad(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %932 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(323, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k933_sum(A + 1250432, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %933 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(324, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1056864, T)); /* %935 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(325, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1034240, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 97152*T, T)); /* %936 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(326, 0, sizeof(real)*((double)5120*T + (double)128*T), k938_pad(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, T)); /* %938 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k939_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %939 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %940 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250560, A + 0)); /* %942 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(330, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %944 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(331, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %945 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250688, A + 0)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(334, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %957 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(335, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, T)); /* %961 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(336, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %964 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(337, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k966_fused_add_id(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %966 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %967 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250816, A + 0)); /* %969 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(340, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k972_matmul(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 990944, T)); /* %972 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(341, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 630784, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %973 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(342, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k976_fused_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %976 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(343, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %977 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(344, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249280, A + 0)); /* %979 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(345, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924896, T)); /* %982 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(346, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 696320, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %983 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250944, A + 761856)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(349, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924640, T)); /* %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(350, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251072, A + 761856)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(353, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %1002 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(354, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1006 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(355, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1010 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(356, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %1012 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(357, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1013 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(358, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251200, A + 761856)); /* %1015 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(359, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 908128, T)); /* %1018 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(360, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1050624, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1019 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(361, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1022 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(362, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1023 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(363, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1024 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(364, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245856*T, T)); /* %1025 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(365, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1030 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(366, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1046 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(367, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1047 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(368, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1048 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(369, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1049 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1051 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251328, A + 761856)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 891616, T)); /* %1056 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1067008, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1059 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(375, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(376, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251456, A + 761856)); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(377, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 875104, T)); /* %1066 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(378, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1083392, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1067 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(379, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1070 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(380, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(381, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251584, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(382, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 858592, T)); /* %1077 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(383, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1099776, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1078 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(384, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1080_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1080 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1081 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251712, A + 761856)); /* %1083 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858336, T)); /* %1085 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, T)); /* %1086 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(389, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1087 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(390, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251840, A + 761856)); /* %1089 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(391, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %1098 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(392, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1102 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(393, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1106 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(394, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1108 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1109 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251968, A + 761856)); /* %1111 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(397, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k972_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, (real *)P + 792672, T)); /* %1114 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(398, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1115 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(399, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k976_fused_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1118 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(400, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1119 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(401, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249792, A + 0)); /* %1121 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(402, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 726624, T)); /* %1124 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(403, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 827392, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1125 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1127 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252096, A + 892928)); /* %1129 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(406, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 726368, T)); /* %1131 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(407, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1132 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252224, A + 892928)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(410, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %1144 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(411, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1148 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(412, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1152 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(413, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1154 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(414, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1155 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(415, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252352, A + 892928)); /* %1157 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(416, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1160 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(417, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1116160, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1161 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(418, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1164 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(419, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1165 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(420, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1166 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(421, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245536*T, T)); /* %1167 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(422, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 245376*T, T)); /* %1172 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(423, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 102400*T, T)); /* %1188 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(424, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1189 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(425, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1190 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(426, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1191 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1193 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252480, A + 892928)); /* %1195 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(429, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 693344, T)); /* %1198 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(430, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1132544, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1199 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(431, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1201 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(432, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(433, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252608, A + 892928)); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(434, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 676832, T)); /* %1208 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(435, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1148928, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1209 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(436, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1212 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252736, A + 892928)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 660320, T)); /* %1219 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1165312, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1220 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(441, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1080_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1222 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(442, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1223 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(443, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252864, A + 892928)); /* %1225 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(444, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 660064, T)); /* %1227 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(445, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, T)); /* %1228 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(446, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1229 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(447, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252992, A + 892928)); /* %1231 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(448, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %1240 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(449, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1244 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(450, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1248 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(451, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1250 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(452, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 1242112, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1251 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(453, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1253_scatter_add(A + 294912, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1253 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(454, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1254_sum(A + 1253120, A + 1255472 + 2334848*B, B)); /* %1254 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(455, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1256_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2334848*B, (real *)P + 507360, B)); /* %1256 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(456, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1257_matmul(A + 1181696, A + 1255472 + 2334848*B, A + 1255472 + 2424832*B, B)); /* %1257 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(457, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1258 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2416640*B, B)); /* %1261 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(459, (double)8192, sizeof(real)*((double)128 + (double)8192), k1263_sum(A + 1253248, A + 892928)); /* %1263 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(460, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1266_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2416640*B, (real *)P + 490848, B)); /* %1266 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(461, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1267_matmul(A + 1198080, A + 1255472 + 2416640*B, A + 1255472 + 2392064*B, B)); /* %1267 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(462, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1269_fused_add_id(A + 1255472 + 2392064*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1269 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(463, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1270_permute(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %1270 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(464, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %1273 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(465, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2392064*B, B)); /* %1274 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1276 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253376, A + 1214464)); /* %1277 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490592, B)); /* %1279 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(469, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2383872*B, A + 1255472 + 2392064*B, A + 1255472 + 2367488*B, B)); /* %1280 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2383872*B, B)); /* %1281 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1283 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253504, A + 1214464)); /* %1284 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(473, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %1294 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(474, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2425488*B, A + 1255472 + 2383872*B, A + 1255472 + 2375680*B, B)); /* %1298 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(475, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %1301 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(476, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, B)); /* %1303 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(477, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(478, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253632, A + 1214464)); /* %1308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(480, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, B)); /* %1311 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(481, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 0, A + 1255472 + 2367488*B, A + 1255472 + 1720320*B, B)); /* %1313 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(482, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1720320*B, (real *)P + 343008, A + 1255472 + 2367488*B, B)); /* %1314 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(483, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1720320*B, B)); /* %1316 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2359296*B, B)); /* %1318 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2367488*B, B)); /* %1319 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1321 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253760, A + 1214464)); /* %1322 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 342752, B)); /* %1324 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2359296*B, A + 1255472 + 2367488*B, A + 1255472 + 2351104*B, B)); /* %1325 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2359296*B, B)); /* %1326 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1328 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253888, A + 1214464)); /* %1329 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %1339 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2351104*B, A + 1255472 + 2334720*B, A + 1255472 + 2425472*B, A + 1255472 + 2400256*B, A + 1255472 + 2342912*B, B)); /* %1343 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2342912*B, A + 1255472 + 2351104*B, B)); /* %1346 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, B)); /* %1348 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1350 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1352 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254016, A + 1214464)); /* %1353 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2342912*B, A + 1255472 + 2334720*B, B)); /* %1356 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 147456, A + 1255472 + 2342912*B, A + 1255472 + 1646592*B, B)); /* %1358 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1646592*B, (real *)P + 195168, A + 1255472 + 2342912*B, B)); /* %1359 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1646592*B, B)); /* %1361 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(504, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1364_fused_mul_add_step(A + 1255472 + 2342912*B, A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %1364 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2342912*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254144, A + 1214464)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2326528*B, A + 1255472 + 2342912*B, (real *)P + 194912, B)); /* %1370 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2318336*B, B)); /* %1371 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1372 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1374 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254272, A + 1214464)); /* %1375 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %1385 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, A + 1255472 + 2425456*B, A + 1255472 + 2334720*B, A + 1255472 + 2310144*B, B)); /* %1389 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, B)); /* %1392 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2310144*B, A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, B)); /* %1394 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2310144*B, B)); /* %1396 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1398 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254400, A + 1214464)); /* %1399 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 1683456*B, A + 1255472 + 2310144*B, B)); /* %1402 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(521, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1404_matmul(A + 557056, A + 1255472 + 1683456*B, A + 1255472 + 1830912*B, B)); /* %1404 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(522, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1405_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1683456*B, B)); /* %1405 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(523, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1407_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %1407 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(524, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2293760*B, B)); /* %1409 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(525, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1847296*B, B)); /* %1410 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1412 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(527, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254528, A + 1214464)); /* %1413 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(528, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 120928, B)); /* %1415 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 2277376*B, B)); /* %1416 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1646592*B, B)); /* %1417 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1419 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254592, A + 1214464)); /* %1420 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(533, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(534, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, A + 1255472 + 2425440*B, A + 1255472 + 1863680*B, A + 1255472 + 2260992*B, B)); /* %1434 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(535, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1646592*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(536, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, A + 1255472 + 1863680*B, B)); /* %1439 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(537, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1830912*B, B)); /* %1441 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(538, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1443 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(539, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254656, A + 1214464)); /* %1444 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(540, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, B)); /* %1447 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(541, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 892928, A + 1255472 + 1646592*B, A + 1255472 + 1032192*B, B)); /* %1449 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(542, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 1032192*B, (real *)P + 84000, A + 1255472 + 1646592*B, B)); /* %1450 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(543, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, B)); /* %1452 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2244608*B, B)); /* %1454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1032192*B, B)); /* %1455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254720, A + 1214464)); /* %1458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, (real *)P + 83872, B)); /* %1460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1048576*B, A + 1255472 + 1032192*B, A + 1255472 + 2228224*B, B)); /* %1461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1048576*B, B)); /* %1462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254784, A + 1214464)); /* %1465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %1475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2425424*B, A + 1255472 + 1863680*B, A + 1255472 + 2211840*B, B)); /* %1479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1032192*B, B)); /* %1482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, A + 1255472 + 1863680*B, B)); /* %1484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1830912*B, B)); /* %1486 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1488 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254848, A + 1214464)); /* %1489 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, B)); /* %1492 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 929792, A + 1255472 + 1032192*B, A + 1255472 + 884736*B, B)); /* %1494 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 884736*B, (real *)P + 46944, A + 1255472 + 1032192*B, B)); /* %1495 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1497 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(564, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1500_fused_mul_add_step(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %1500 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1646592*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254912, A + 983040)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, (real *)P + 46816, B)); /* %1506 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, A + 1255472 + 2179072*B, B)); /* %1507 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1847296*B, B)); /* %1508 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1510 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254976, A + 983040)); /* %1511 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %1521 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2425408*B, A + 1255472 + 1863680*B, A + 1255472 + 2162688*B, B)); /* %1525 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %1528 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %1530 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1830912*B, B)); /* %1532 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1534 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1255040, A + 983040)); /* %1535 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %1538 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(581, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1540_matmul(A + 966656, A + 1255472 + 1847296*B, A + 1255472 + 1572864*B, B)); /* %1540 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(582, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1541_matmul(A + 1255472 + 884736*B, (real *)P + 28320, A + 1255472 + 1847296*B, B)); /* %1541 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(583, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1543_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1543 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(584, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %1545 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(585, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1546 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(586, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1548 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(587, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255104, A + 1214464)); /* %1549 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(588, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, (real *)P + 28256, B)); /* %1551 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 2097152*B, B)); /* %1552 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1553 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1555 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255136, A + 1214464)); /* %1556 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(593, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %1566 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(594, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425392*B, A + 1255472 + 1863680*B, A + 1255472 + 2064384*B, B)); /* %1570 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(595, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1573 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(596, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1575 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(597, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1577 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(598, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1579 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(599, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255168, A + 1214464)); /* %1580 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(600, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1583 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(601, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1214464, A + 1255472 + 1605632*B, A + 1255472 + 589824*B, B)); /* %1585 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(602, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 589824*B, (real *)P + 19008, A + 1255472 + 1605632*B, B)); /* %1586 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(603, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 589824*B, B)); /* %1588 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2031616*B, B)); /* %1590 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1591 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1593 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255200, A + 1223680)); /* %1594 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, (real *)P + 18944, B)); /* %1596 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1638400*B, A + 1255472 + 1605632*B, A + 1255472 + 1998848*B, B)); /* %1597 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1638400*B, B)); /* %1598 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1600 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255232, A + 1223680)); /* %1601 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %1611 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425376*B, A + 1255472 + 1863680*B, A + 1255472 + 1966080*B, B)); /* %1615 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1618 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1620 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1622 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1624 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255264, A + 1223680)); /* %1625 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1628 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1223680, A + 1255472 + 1605632*B, A + 1255472 + 294912*B, B)); /* %1630 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 294912*B, (real *)P + 9696, A + 1255472 + 1605632*B, B)); /* %1631 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 294912*B, B)); /* %1633 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(624, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1636_fused_mul_add_step(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %1636 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255296, A + 1232896)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9632, B)); /* %1642 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1900544*B, B)); /* %1643 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1644 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1646 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255328, A + 1232896)); /* %1647 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %1657 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, A + 1255472 + 2425360*B, A + 1255472 + 1863680*B, A + 1255472 + 1867776*B, B)); /* %1661 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1664 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, B)); /* %1666 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1668 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1670 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255360, A + 1232896)); /* %1671 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %1674 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1232896, A + 1255472 + 1605632*B, A + 1255472, B)); /* %1676 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472, (real *)P + 384, A + 1255472 + 1605632*B, B)); /* %1677 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(643, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1679_col2im(A + 1255472 + 294912*B, A + 1255472, B)); /* %1679 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(644, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1681_fused_mul_step(A + 1255472, A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %1681 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(645, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472, B)); /* %1682 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1684 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255392, A + 1247232)); /* %1685 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1687_mul(A + 1255472 + 131072*B, A + 1255472, (real *)P + 320, B)); /* %1687 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1688_mul(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %1688 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1689 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(651, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1691 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(652, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255424, A + 1247232)); /* %1692 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(653, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1702_fused_scale_mul_sum_mul(A + 1255472 + 1310720*B, A + 1255472 + 131072*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %1702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(654, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1706_fused_add_mul_mul_id(A + 1255472, A + 1255472 + 131072*B, A + 1255472 + 2425344*B, A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, B)); /* %1706 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(655, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1709_fused_scale_sum_neg(A + 1255472 + 262144*B, A + 1255472, B)); /* %1709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(656, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1711_fused_add_id(A + 1255472 + 131072*B, A + 1255472, A + 1255472 + 262144*B, B)); /* %1711 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(657, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 131072*B, B)); /* %1713 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(658, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1715 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(659, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 425984, A + 1247232)); /* %1716 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(660, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1719_permute(A + 1255472, A + 1255472 + 131072*B, B)); /* %1719 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(661, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1721_matmul(A + 1247232, A + 1255472, A + 1255472 + 1794048*B, B)); /* %1721 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(242, 0, sizeof(real)*((double)1), k730_fill(A + 0)); /* %730 fill []  graphs/lib/model.lua:87 */
+    CALL(243, (double)1, sizeof(real)*((double)1 + (double)1), k732_scale(A + 16, A + 0, B)); /* %732 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(244, (double)B, sizeof(real)*((double)B + (double)1), k733_id(A + 1255472 + 2425568*B, A + 16, B)); /* %733 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(245, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k735_fused_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 16, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, T)); /* %735 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(246, (double)B, sizeof(real)*((double)B + (double)B), k737_neg(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, B)); /* %737 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k739_fused_mul_id(A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %739 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(248, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %743 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), k749_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, T)); /* %749 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(250, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k751_fused_mul_id(A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %751 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(251, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %756 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(252, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k762_fused_scale_add_add_add(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %762 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(253, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k764_id(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %764 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(254, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 30096*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %766 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(255, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k767_fused_div_mul(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %767 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(256, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k769_fused_neg_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %769 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(257, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %770 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(258, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k772_fused_mul_step(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %772 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(259, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k785_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15040*B*T, (real *)inputs[3], A + 1255472 + 2425584*B + 15072*B*T, B, T)); /* %785 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(260, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k786_id(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %786 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(261, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %788 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %789 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(263, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k790_sum(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, T)); /* %790 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(264, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, (real *)P + 1106272, T)); /* %792 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(265, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 985088, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, T)); /* %793 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(266, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1001472, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %797 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(267, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k799_fused_add_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30096*B*T, B, T)); /* %799 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(268, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %800 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(269, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k801_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %801 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(270, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %802 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(271, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k811_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %811 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(272, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k815_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B, B, T)); /* %815 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(273, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k817_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %817 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(274, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2408448*B, A + 1255472 + 2425584*B, B, T)); /* %818 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(275, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k819_matmul_div(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2334720*B, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %819 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(276, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k822_fused_sum_neg_mul(A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, B, T)); /* %822 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(277, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k828_fused_scale_mul_add_id(A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %828 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(278, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B + 8192*B*T, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2400256*B, B, T)); /* %829 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(279, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k830_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %830 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(280, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 8192*B*T, B, T)); /* %831 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(281, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2400256*B, A + 1255472 + 2425584*B, B, T)); /* %832 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(282, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k833_add(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, T)); /* %833 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(283, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k843_fused_mul_mul_sum_mul(A + 1255472 + 2425280*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %843 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(284, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k847_fused_add_add_mul_mul(A + 1255472 + 2416640*B, A + 1255472 + 2408448*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, A + 1255472 + 2425280*B, A + 1255472 + 2334720*B, B)); /* %847 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(285, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k858_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %858 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(286, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k862_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %862 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(287, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425216*B, A + 1255472 + 2425568*B, A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %875 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(288, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %888 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(289, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k894_fused_scale_add_add_add(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %894 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(290, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k895_matmul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B, A + 1255472 + 2425088*B, B, T)); /* %895 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(291, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k896_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %896 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(292, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k905_fused_mul_mul_sum_mul(A + 1255472 + 2425088*B, A + 1255472 + 2334720*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %905 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(293, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k909_fused_add_mul_mul_id(A + 1255472 + 2334848*B, A + 1255472 + 2334720*B, A + 1255472 + 2425520*B, A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, B)); /* %909 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(294, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k919_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %919 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(295, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k923_matmul_add_add_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)P + 1089888, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %923 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(296, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k924_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, T)); /* %924 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(297, (double)4992, sizeof(real)*((double)128 + (double)4992), k926_sum(A + 1250304, A + 0)); /* %926 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(298, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k929_matmul(A + 1255472 + 2425584*B + 30208*B*T + 235264*T, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %929 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(299, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k930_matmul(A + 1017856, A + 1255472 + 2425584*B + 30208*B*T + 230272*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %930 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(300, 0, sizeof(real)*((double)5120*T + (double)4992*T), k932_pad(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 235264*T, T)); /* %932 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(301, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k933_sum(A + 1250432, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, T)); /* %933 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(302, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %935 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(303, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1034240, A + 1255472 + 2425584*B + 30208*B*T + 240256*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %936 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(304, 0, sizeof(real)*((double)5120*T + (double)128*T), k938_pad(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %938 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(305, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k939_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %939 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %940 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250560, A + 0)); /* %942 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %944 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %945 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250688, A + 0)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %957 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %961 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %964 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(315, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k966_fused_add_id(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %966 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %967 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250816, A + 0)); /* %969 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(318, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 630784, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %973 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(319, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k976_matmul_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %976 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(320, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %977 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(321, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249280, A + 0)); /* %979 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(322, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %982 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(323, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 696320, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %983 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(324, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(325, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250944, A + 761856)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(326, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 51200*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 51200*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251072, A + 761856)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(330, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %1002 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(331, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1006 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(332, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245888*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1010 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(333, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245888*T, T)); /* %1012 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1013 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251200, A + 761856)); /* %1015 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(336, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1018 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(337, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1050624, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1019 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(338, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1022 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(339, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 58880*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1024 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(340, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1025_matmul_div(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 245728*T, T)); /* %1025 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(341, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 64000*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 101120*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1030 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(342, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1046 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(343, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1047 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(344, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1048 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(345, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1049 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1051 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251328, A + 761856)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(348, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1067008, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(349, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1059 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(351, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251456, A + 761856)); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(352, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1066 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(353, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1083392, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1067 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(354, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1070 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251584, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(357, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1077 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(358, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1099776, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1078 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(359, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1080_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1080 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1081 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251712, A + 761856)); /* %1083 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1085 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1086 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1087 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251840, A + 761856)); /* %1089 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %1098 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1102 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1106 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1108 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1109 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251968, A + 761856)); /* %1111 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1115 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(373, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k976_matmul_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1118 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(374, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1119 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(375, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249792, A + 0)); /* %1121 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(376, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1124 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(377, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 827392, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1125 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(378, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1127 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(379, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252096, A + 892928)); /* %1129 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(380, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1131 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(381, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1132 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252224, A + 892928)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(384, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %1144 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(385, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1148 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(386, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245568*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1152 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(387, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 245568*T, T)); /* %1154 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1155 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252352, A + 892928)); /* %1157 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(390, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1160 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(391, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1116160, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1161 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(392, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1164 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 94720*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1166 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(394, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1025_matmul_div(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T + 245408*T, T)); /* %1167 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(395, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 88320*T, A + 1255472 + 2425584*B + 30208*B*T + 245248*T, T)); /* %1172 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(396, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1188 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(397, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1189 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(398, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 99840*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1190 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(399, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1191 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1193 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252480, A + 892928)); /* %1195 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1132544, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1199 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1201 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252608, A + 892928)); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1208 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1148928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1209 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(408, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1212 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252736, A + 892928)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(411, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1219 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(412, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1165312, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1220 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(413, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1080_matmul_add_add(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1222 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(414, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1223 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(415, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252864, A + 892928)); /* %1225 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(416, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1227 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(417, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1228 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(418, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1229 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(419, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252992, A + 892928)); /* %1231 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(420, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %1240 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(421, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1244 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(422, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1248 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(423, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1250 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(424, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 1242112, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1251 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(425, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1253_scatter_add(A + 294912, A + 1255472 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1253 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(426, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1254_sum(A + 1253120, A + 1255472 + 2334848*B, B)); /* %1254 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(427, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1257_matmul(A + 1181696, A + 1255472 + 2334848*B, A + 1255472 + 2424832*B, B)); /* %1257 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(428, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1258_matmul_scale(A + 1255472 + 2400256*B, A + 1255472 + 2334848*B, (real *)P + 507360, B)); /* %1258 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(429, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2416640*B, B)); /* %1261 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(430, (double)8192, sizeof(real)*((double)128 + (double)8192), k1263_sum(A + 1253248, A + 892928)); /* %1263 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(431, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1266_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2416640*B, (real *)P + 490848, B)); /* %1266 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(432, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1267_matmul(A + 1198080, A + 1255472 + 2416640*B, A + 1255472 + 2392064*B, B)); /* %1267 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(433, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1269_fused_add_id(A + 1255472 + 2392064*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1269 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(434, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1270_permute(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %1270 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(435, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %1273 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(436, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2392064*B, B)); /* %1274 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1276 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(438, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253376, A + 1214464)); /* %1277 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(439, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490592, B)); /* %1279 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(440, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2383872*B, A + 1255472 + 2392064*B, A + 1255472 + 2367488*B, B)); /* %1280 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(441, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2383872*B, B)); /* %1281 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(442, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1283 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(443, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253504, A + 1214464)); /* %1284 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(444, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %1294 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(445, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2425488*B, A + 1255472 + 2383872*B, A + 1255472 + 2375680*B, B)); /* %1298 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(446, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %1301 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(447, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, B)); /* %1303 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(448, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(449, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253632, A + 1214464)); /* %1308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, B)); /* %1311 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 0, A + 1255472 + 2367488*B, A + 1255472 + 1720320*B, B)); /* %1313 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1720320*B, (real *)P + 343008, A + 1255472 + 2367488*B, B)); /* %1314 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(454, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1720320*B, B)); /* %1316 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(455, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2359296*B, B)); /* %1318 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(456, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2367488*B, B)); /* %1319 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1321 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253760, A + 1214464)); /* %1322 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 342752, B)); /* %1324 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2359296*B, A + 1255472 + 2367488*B, A + 1255472 + 2351104*B, B)); /* %1325 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2359296*B, B)); /* %1326 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1328 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253888, A + 1214464)); /* %1329 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %1339 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2351104*B, A + 1255472 + 2334720*B, A + 1255472 + 2425472*B, A + 1255472 + 2400256*B, A + 1255472 + 2342912*B, B)); /* %1343 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2342912*B, A + 1255472 + 2351104*B, B)); /* %1346 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, B)); /* %1348 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1350 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(469, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1352 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(470, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254016, A + 1214464)); /* %1353 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(471, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2342912*B, A + 1255472 + 2334720*B, B)); /* %1356 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 147456, A + 1255472 + 2342912*B, A + 1255472 + 1646592*B, B)); /* %1358 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(473, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1646592*B, (real *)P + 195168, A + 1255472 + 2342912*B, B)); /* %1359 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(474, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1646592*B, B)); /* %1361 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(475, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1364_fused_mul_add_step(A + 1255472 + 2342912*B, A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %1364 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(476, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2342912*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254144, A + 1214464)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2326528*B, A + 1255472 + 2342912*B, (real *)P + 194912, B)); /* %1370 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2318336*B, B)); /* %1371 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1372 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1374 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254272, A + 1214464)); /* %1375 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %1385 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, A + 1255472 + 2425456*B, A + 1255472 + 2334720*B, A + 1255472 + 2310144*B, B)); /* %1389 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, B)); /* %1392 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2310144*B, A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, B)); /* %1394 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2310144*B, B)); /* %1396 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(489, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1398 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(490, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254400, A + 1214464)); /* %1399 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(491, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 1683456*B, A + 1255472 + 2310144*B, B)); /* %1402 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(492, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1404_matmul(A + 557056, A + 1255472 + 1683456*B, A + 1255472 + 1830912*B, B)); /* %1404 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(493, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1405_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1683456*B, B)); /* %1405 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(494, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1407_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %1407 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(495, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2293760*B, B)); /* %1409 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(496, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1847296*B, B)); /* %1410 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1412 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(498, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254528, A + 1214464)); /* %1413 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(499, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 120928, B)); /* %1415 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(500, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 2277376*B, B)); /* %1416 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(501, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1646592*B, B)); /* %1417 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(502, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1419 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(503, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254592, A + 1214464)); /* %1420 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(504, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(505, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, A + 1255472 + 2425440*B, A + 1255472 + 1863680*B, A + 1255472 + 2260992*B, B)); /* %1434 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(506, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1646592*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(507, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, A + 1255472 + 1863680*B, B)); /* %1439 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(508, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1830912*B, B)); /* %1441 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(509, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1443 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254656, A + 1214464)); /* %1444 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, B)); /* %1447 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 892928, A + 1255472 + 1646592*B, A + 1255472 + 1032192*B, B)); /* %1449 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 1032192*B, (real *)P + 84000, A + 1255472 + 1646592*B, B)); /* %1450 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, B)); /* %1452 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2244608*B, B)); /* %1454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(516, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1032192*B, B)); /* %1455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(518, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254720, A + 1214464)); /* %1458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, (real *)P + 83872, B)); /* %1460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(520, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1048576*B, A + 1255472 + 1032192*B, A + 1255472 + 2228224*B, B)); /* %1461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1048576*B, B)); /* %1462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254784, A + 1214464)); /* %1465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %1475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2425424*B, A + 1255472 + 1863680*B, A + 1255472 + 2211840*B, B)); /* %1479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1032192*B, B)); /* %1482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, A + 1255472 + 1863680*B, B)); /* %1484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1830912*B, B)); /* %1486 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(529, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1488 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(530, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254848, A + 1214464)); /* %1489 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(531, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, B)); /* %1492 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(532, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 929792, A + 1255472 + 1032192*B, A + 1255472 + 884736*B, B)); /* %1494 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 884736*B, (real *)P + 46944, A + 1255472 + 1032192*B, B)); /* %1495 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1497 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1500_fused_mul_add_step(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %1500 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(536, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1646592*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(538, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254912, A + 983040)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(539, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, (real *)P + 46816, B)); /* %1506 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(540, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, A + 1255472 + 2179072*B, B)); /* %1507 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1847296*B, B)); /* %1508 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1510 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254976, A + 983040)); /* %1511 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(544, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %1521 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2425408*B, A + 1255472 + 1863680*B, A + 1255472 + 2162688*B, B)); /* %1525 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %1528 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %1530 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1830912*B, B)); /* %1532 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(549, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1534 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(550, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1255040, A + 983040)); /* %1535 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(551, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %1538 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(552, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1540_matmul(A + 966656, A + 1255472 + 1847296*B, A + 1255472 + 1572864*B, B)); /* %1540 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(553, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1541_matmul(A + 1255472 + 884736*B, (real *)P + 28320, A + 1255472 + 1847296*B, B)); /* %1541 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(554, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1543_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1543 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(555, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %1545 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(556, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1546 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1548 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(558, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255104, A + 1214464)); /* %1549 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(559, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, (real *)P + 28256, B)); /* %1551 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(560, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 2097152*B, B)); /* %1552 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(561, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1553 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(562, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1555 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(563, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255136, A + 1214464)); /* %1556 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(564, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %1566 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(565, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425392*B, A + 1255472 + 1863680*B, A + 1255472 + 2064384*B, B)); /* %1570 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(566, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1573 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(567, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1575 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(568, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1577 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(569, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1579 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(570, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255168, A + 1214464)); /* %1580 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(571, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1583 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(572, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1214464, A + 1255472 + 1605632*B, A + 1255472 + 589824*B, B)); /* %1585 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(573, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 589824*B, (real *)P + 19008, A + 1255472 + 1605632*B, B)); /* %1586 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(574, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 589824*B, B)); /* %1588 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(575, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2031616*B, B)); /* %1590 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(576, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1591 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1593 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(578, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255200, A + 1223680)); /* %1594 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, (real *)P + 18944, B)); /* %1596 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1638400*B, A + 1255472 + 1605632*B, A + 1255472 + 1998848*B, B)); /* %1597 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1638400*B, B)); /* %1598 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1600 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255232, A + 1223680)); /* %1601 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %1611 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(585, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425376*B, A + 1255472 + 1863680*B, A + 1255472 + 1966080*B, B)); /* %1615 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1618 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1620 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1622 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(589, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1624 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(590, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255264, A + 1223680)); /* %1625 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(591, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1628 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(592, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1223680, A + 1255472 + 1605632*B, A + 1255472 + 294912*B, B)); /* %1630 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(593, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 294912*B, (real *)P + 9696, A + 1255472 + 1605632*B, B)); /* %1631 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(594, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 294912*B, B)); /* %1633 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(595, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1636_fused_mul_add_step(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %1636 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(596, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(598, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255296, A + 1232896)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9632, B)); /* %1642 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1900544*B, B)); /* %1643 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1644 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1646 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255328, A + 1232896)); /* %1647 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(604, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %1657 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(605, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, A + 1255472 + 2425360*B, A + 1255472 + 1863680*B, A + 1255472 + 1867776*B, B)); /* %1661 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(606, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1664 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(607, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, B)); /* %1666 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(608, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1668 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(609, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1670 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(610, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255360, A + 1232896)); /* %1671 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(611, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %1674 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(612, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1232896, A + 1255472 + 1605632*B, A + 1255472, B)); /* %1676 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(613, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472, (real *)P + 384, A + 1255472 + 1605632*B, B)); /* %1677 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(614, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1679_col2im(A + 1255472 + 294912*B, A + 1255472, B)); /* %1679 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(615, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1681_fused_mul_step(A + 1255472, A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %1681 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(616, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472, B)); /* %1682 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1684 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(618, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255392, A + 1247232)); /* %1685 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(619, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1687_mul(A + 1255472 + 131072*B, A + 1255472, (real *)P + 320, B)); /* %1687 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(620, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1688_mul(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %1688 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(621, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1689 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(622, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1691 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(623, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255424, A + 1247232)); /* %1692 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(624, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1702_fused_scale_mul_sum_mul(A + 1255472 + 1310720*B, A + 1255472 + 131072*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %1702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(625, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1706_fused_add_mul_mul_id(A + 1255472, A + 1255472 + 131072*B, A + 1255472 + 2425344*B, A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, B)); /* %1706 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(626, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1709_fused_scale_sum_neg(A + 1255472 + 262144*B, A + 1255472, B)); /* %1709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1711_fused_add_id(A + 1255472 + 131072*B, A + 1255472, A + 1255472 + 262144*B, B)); /* %1711 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 131072*B, B)); /* %1713 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(629, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1715 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(630, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 425984, A + 1247232)); /* %1716 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(631, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1719_permute(A + 1255472, A + 1255472 + 131072*B, B)); /* %1719 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(632, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1721_matmul(A + 1247232, A + 1255472, A + 1255472 + 1794048*B, B)); /* %1721 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1247232, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1255424, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k7_fused_sum_square:
  *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
@@ -80,18 +68,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k18_eye:
@@ -122,7 +114,7 @@ static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
@@ -184,7 +176,7 @@ static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
+            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -309,9 +301,10 @@ static void k59_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k60_matmul:
- *   %60 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k61_matmul_scale:
+ *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -322,15 +315,14 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k62_max:
@@ -352,7 +344,7 @@ static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
@@ -368,8 +360,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %256 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -451,8 +442,7 @@ static void k79_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k155_matmul:
- *   %155 matmul [T,128]   graphs/lib/irm.lua:10
- *   %233 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
+ *   %155 matmul [T,128]   graphs/lib/irm.lua:10 */
 static void k155_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -500,7 +490,7 @@ static void k96_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
+            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
 /* k97_mul:
@@ -835,22 +825,6 @@ static void k252_fused_add_mul_mul_id(real *restrict out, const real *restrict i
             out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k253_matmul:
- *   %253 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k253_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-    }
-}
-
 /* k254_matmul:
  *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
 static void k254_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -884,6 +858,30 @@ static void k255_sum(real *restrict out, const real *restrict in0, long B, long 
             }
             for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
+}
+
+/* k256_matmul_div:
+ *   %256 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
+static void k256_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0;
+        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (div), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
+        }
+    }
 }
 
 /* k259_fused_sum_neg_mul:
@@ -1060,31 +1058,43 @@ static void k356_fused_mul_mul_sum_mul(real *restrict out, const real *restrict 
         { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k360_fused_add_add_mul_mul:
- *   %360 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+/* k360_matmul_add_add_mul_mul:
+ *   %360 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %233 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
  *     + %350 map:add [T,128]  graphs/lib/losses.lua:21
  *     + %347 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %359 map:mul [T,128]  graphs/lib/losses.lua:21
  *     + %357 map:id [T,128]  graphs/lib/losses.lua:21
  *     + %358 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k360_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
+static void k360_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
+    long panel = 131072 / (128); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
+        const long lb2 = 0;
+        const long lb3 = 0;
+        const long lb4 = 0;
+        const long lb5 = 0;
+        /* epilogue (add_add_mul_mul), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(128) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*128;
+            #pragma omp simd
+            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
+        }
+    }
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[124] = {
+static reclf_prof_entry prof[120] = {
     {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
@@ -1106,8 +1116,7 @@ static reclf_prof_entry prof[124] = {
     {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -1169,7 +1178,6 @@ static reclf_prof_entry prof[124] = {
     {"k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k79_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k230_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k155_matmul", "%233 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k230_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k236_fused_add_mul_id", "%236 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k225_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
@@ -1177,10 +1185,9 @@ static reclf_prof_entry prof[124] = {
     {"k226_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k248_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k252_fused_add_mul_mul_id", "%252 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k253_matmul", "%253 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k254_matmul", "%254 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k255_sum", "%255 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k67_div", "%256 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k256_matmul_div", "%256 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k259_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k265_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%266 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
@@ -1200,9 +1207,9 @@ static reclf_prof_entry prof[124] = {
     {"k342_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k346_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k356_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k360_fused_add_add_mul_mul", "%360 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k360_matmul_add_add_mul_mul", "%360 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {124, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {120, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1225,130 +1232,126 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 32784 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
     CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 24576*B, (real *)inputs[2], A + 32784 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, A + 32784 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 24912*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 30144*B*T, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15360*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24704*B, A + 32784 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24864*B, A + 32784 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24720*B, A + 32784 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15152*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 32784 + 24880*B, A + 32784 + 24704*B, A + 32784 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 24912*B + 30208*B*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T, A + 32784, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 24912*B, A + 32784 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 24912*B + 29952*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 32784 + 24912*B + 30000*B*T, A + 32784 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(40, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k75_sum(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(41, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(42, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k91_fused_scale_addc_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(44, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k92_fused_add_mul_scale_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, (real *)inputs[4], A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(45, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(46, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k96_fused_exp_sub(A + 32784 + 24912*B + 15072*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %96 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(47, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k97_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15072*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(48, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15216*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(49, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 24912*B + 15232*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(50, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(51, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(52, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(53, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(54, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(55, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %109 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(56, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(57, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(58, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(59, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24768*B, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(60, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24768*B, B, T)); /* %120 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(61, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24784*B, A + 32784 + 24912*B + 15040*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(62, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(63, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24816*B, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(64, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15168*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(65, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(66, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32784 + 24800*B, A + 32784 + 24768*B, A + 32784 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(67, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k135_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, A + 32784 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 24912*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 30144*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15360*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24704*B, A + 32784 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B, A + 32784 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24864*B, A + 32784 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24720*B, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15152*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 32784 + 24880*B, A + 32784 + 24704*B, A + 32784 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 24912*B + 30208*B*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T, A + 32784, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 24912*B + 29952*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 32784 + 24912*B + 30000*B*T, A + 32784 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k75_sum(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(40, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(41, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k91_fused_scale_addc_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(42, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k92_fused_add_mul_scale_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, (real *)inputs[4], A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(44, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k96_fused_exp_sub(A + 32784 + 24912*B + 15072*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %96 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(45, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k97_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15072*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(46, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15216*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 24912*B + 15232*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(48, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(49, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(50, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(52, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(53, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %109 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(54, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(55, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(56, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(57, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24768*B, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(58, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24768*B, B, T)); /* %120 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(59, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24784*B, A + 32784 + 24912*B + 15040*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(60, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(61, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24816*B, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(62, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15168*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(63, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(64, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32784 + 24800*B, A + 32784 + 24768*B, A + 32784 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k135_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(68, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
-    CALL(69, (double)1, sizeof(real)*((double)1 + (double)1), k169_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(70, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 24896*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(71, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k172_fused_mul_id(A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 16, A + 32784 + 24912*B + 30208*B*T + 15152*T, T)); /* %172 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(72, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 24768*B, A + 32784 + 24896*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(73, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k176_fused_mul_id(A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %176 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(74, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24768*B, A + 32784 + 24896*B, A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %180 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(75, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(76, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k188_fused_mul_id(A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %188 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(77, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %193 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(78, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k199_fused_scale_add_add_add(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %199 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(79, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(80, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 30096*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(81, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k204_fused_div_mul(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %204 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(82, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k206_fused_neg_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %206 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(83, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(84, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k209_fused_mul_step(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %209 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(85, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k222_fused_scale_mul_mul_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15040*B*T, (real *)inputs[4], A + 32784 + 24912*B + 15072*B*T, B, T)); /* %222 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(87, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(88, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(89, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(90, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 10368*T, A + 32784 + 24912*B + 30208*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(91, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(92, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 10368*T, (real *)P + 0, T)); /* %233 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(93, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 10368*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(94, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k236_fused_add_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30096*B*T, B, T)); /* %236 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(95, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(96, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(97, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(98, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k248_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(99, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k252_fused_add_mul_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B, B, T)); /* %252 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(100, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k253_matmul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(101, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(102, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 24912*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(103, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %256 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(104, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k259_fused_sum_neg_mul(A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 27456*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(105, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k265_fused_scale_mul_add_id(A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(106, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B + 8192*B*T, A + 32784 + 24912*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(107, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(108, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(109, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 24912*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(110, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(111, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k280_fused_mul_mul_sum_mul(A + 32784 + 24768*B, A + 32784, (real *)inputs[3], A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(112, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k284_fused_add_add_mul_mul(A + 32784 + 16384*B, A + 32784 + 8192*B, A + 32784, A + 32784 + 24704*B, A + 32784 + 24768*B, (real *)inputs[3], B)); /* %284 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(113, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k295_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %295 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(114, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k299_fused_add_mul_mul_id(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], T)); /* %299 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(115, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24704*B, A + 32784 + 24896*B, A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %312 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(116, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(117, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k331_fused_scale_add_add_add(A + 32784 + 24912*B, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24704*B, A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(118, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B, A + 32784 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(119, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(120, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k342_fused_mul_mul_sum_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[2], A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(121, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k346_fused_add_mul_mul_id(A + 32784 + 128*B, A + 32784, A + 32784 + 24848*B, A + 32784 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(122, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k356_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(123, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k360_fused_add_add_mul_mul(A + 32784 + 24912*B + 30208*B*T + 5120*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[0], T)); /* %360 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(66, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
+    CALL(67, (double)1, sizeof(real)*((double)1 + (double)1), k169_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(68, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 24896*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(69, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k172_fused_mul_id(A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 16, A + 32784 + 24912*B + 30208*B*T + 15152*T, T)); /* %172 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 24768*B, A + 32784 + 24896*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k176_fused_mul_id(A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %176 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(72, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24768*B, A + 32784 + 24896*B, A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %180 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(74, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k188_fused_mul_id(A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %188 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(75, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %193 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(76, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k199_fused_scale_add_add_add(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %199 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(77, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(78, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 30096*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(79, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k204_fused_div_mul(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %204 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(80, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k206_fused_neg_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %206 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(81, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(82, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k209_fused_mul_step(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %209 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(83, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k222_fused_scale_mul_mul_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15040*B*T, (real *)inputs[4], A + 32784 + 24912*B + 15072*B*T, B, T)); /* %222 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(84, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(85, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(87, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(90, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(91, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k236_fused_add_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30096*B*T, B, T)); /* %236 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(92, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(93, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(94, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(95, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k248_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(96, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k252_fused_add_mul_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B, B, T)); /* %252 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(97, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(98, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 24912*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(99, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k256_matmul_div(A + 32784 + 24912*B, A + 32784 + 24912*B + 9984*B*T, (real *)inputs[3], A + 32784 + 24912*B + 29952*B*T, B, T)); /* %256 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(100, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k259_fused_sum_neg_mul(A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(101, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k265_fused_scale_mul_add_id(A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(102, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B + 8192*B*T, A + 32784 + 24912*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(103, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(105, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 24912*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(106, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(107, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k280_fused_mul_mul_sum_mul(A + 32784 + 24768*B, A + 32784, (real *)inputs[3], A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(108, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k284_fused_add_add_mul_mul(A + 32784 + 16384*B, A + 32784 + 8192*B, A + 32784, A + 32784 + 24704*B, A + 32784 + 24768*B, (real *)inputs[3], B)); /* %284 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(109, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k295_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %295 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(110, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k299_fused_add_mul_mul_id(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], T)); /* %299 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(111, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24704*B, A + 32784 + 24896*B, A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %312 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(112, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(113, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k331_fused_scale_add_add_add(A + 32784 + 24912*B, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24704*B, A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(114, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B, A + 32784 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(115, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(116, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k342_fused_mul_mul_sum_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[2], A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(117, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k346_fused_add_mul_mul_id(A + 32784 + 128*B, A + 32784, A + 32784 + 24848*B, A + 32784 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k356_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k360_matmul_add_add_mul_mul(A + 32784 + 24912*B + 30208*B*T + 5120*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)P + 0, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[0], T)); /* %360 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 16384, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 32784 + 24912*B + 30208*B*T + 5120*T, sizeof(real)*(size_t)(128*T));

@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k9_fused_rsqrt_clampmin_sum_square:
  *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
@@ -66,18 +54,22 @@ static void k15_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k16_matmul:
- *   %16 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k16_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
-}
-
-/* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)14.285714285714285;
+/* k17_matmul_scale:
+ *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
+ *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
+static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    long panel = 131072 / (B); if (panel < 64) panel = 64;
+    for (long r0 = 0; r0 < T; r0 += panel) {
+        const long pm = T - r0 < panel ? T - r0 : panel;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
+        /* epilogue (scale), in place while the block is in cache */
+        #pragma omp parallel for if(pm*(B) > 32768)
+        for (long r = r0; r < r0 + pm; r++) {
+            real *o = out + 0 + r*B;
+            #pragma omp simd
+            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
+        }
+    }
 }
 
 /* k21_fused_rsqrt_clampmin_sum_square:
@@ -120,9 +112,10 @@ static void k29_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k30_matmul:
- *   %30 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k30_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k31_matmul_scale:
+ *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
+static void k31_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -133,15 +126,14 @@ static void k30_matmul(real *restrict out, const real *restrict in0, const real 
         { long i1 = r % T; r /= T; ao += i1*4992; }
         (void)r;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
+        /* epilogue (scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*2496 + r*64;
+            #pragma omp simd
+            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
+        }
     }
-}
-
-/* k31_scale:
- *   %31 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k31_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
 }
 
 /* k32_max:
@@ -163,7 +155,7 @@ static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, cons
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
+            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k36_sum:
@@ -233,21 +225,6 @@ static void k51_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k56_matmul:
- *   %56 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k56_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-    }
-}
-
 /* k62_fused_scale_addc_neg:
  *   %62 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
  *     + %61 map:addc [T,1,39]  graphs/lib/srm.lua:12
@@ -259,16 +236,29 @@ static void k62_fused_scale_addc_neg(real *restrict out, const real *restrict in
         out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k63_fused_add_mul_scale:
- *   %63 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+/* k63_matmul_add_mul_scale:
+ *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %56 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
  *     + %59 map:mul [T,39,39]  graphs/lib/srm.lua:12
  *     + %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k63_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
+static void k63_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    const long nb = T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
+        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        /* epilogue (add_mul_scale), in place while the block is in cache */
+        /* (the batch loop holds the threads) */
+        for (long r = 0; r < 39; r++) {
+            real *o = out + p*1521 + r*39;
+            #pragma omp simd
+            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
+        }
+    }
 }
 
 /* k64_max:
@@ -292,7 +282,7 @@ static void k68_fused_mul_exp_sub(real *restrict out, const real *restrict in0, 
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (exp(((in0[i0*1521 + i1*39 + i2]) - (in1[i0*39 + i1])))) * (in2[i0*39 + i2]);
+                out[i0*1521 + i1*39 + i2] = (exp_real(((in0[i0*1521 + i1*39 + i2]) - (in1[i0*39 + i1])))) * (in2[i0*39 + i2]);
 }
 
 /* k70_fused_clampmin_sum:
@@ -390,7 +380,7 @@ static void k102_fused_mul_exp_sub(real *restrict out, const real *restrict in0,
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (exp(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
+                out[i0*39*B + i1*39 + i2] = (exp_real(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
 }
 
 /* k103_sum:
@@ -470,19 +460,17 @@ static void k109_scale(real *restrict out, const real *restrict in0, long B, lon
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[48] = {
+static reclf_prof_entry prof[45] = {
     {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k31_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
@@ -492,9 +480,8 @@ static reclf_prof_entry prof[48] = {
     {"k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k51_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k51_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k56_matmul", "%56 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k62_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k63_fused_add_mul_scale", "%63 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k63_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k64_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -520,7 +507,7 @@ static reclf_prof_entry prof[48] = {
     {"k103_sum", "%107 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k109_scale", "%109 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_score = {48, prof};
+const reclf_prof_table reclf_profile_reclf_score = {45, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -530,7 +517,7 @@ const reclf_prof_table reclf_profile_reclf_score = {48, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(256 + 8256*B + 12544*B*T + 11520*T);
+    return sizeof(real) * (size_t)(256 + 8256*B + 12544*B*T + 11568*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -541,50 +528,47 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
     CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
     CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(7, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(8, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(9, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(10, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(11, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(13, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(14, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(15, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(16, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(17, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(18, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(19, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(20, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(21, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k56_matmul(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %56 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(22, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(23, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k63_fused_add_mul_scale(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %63 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(24, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(25, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(26, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(27, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(28, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k84_matmul(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[0], (real *)P + 65536, T)); /* %84 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(29, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T + 1664*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)P + 81920, T)); /* %131 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(30, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 1664*T, (real *)P + 49152, T)); /* %136 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(31, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T + 1792*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)P + 32768, T)); /* %139 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(32, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k142_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 1792*T, B, T)); /* %142 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(33, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k143_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, B, T)); /* %143 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(34, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %96 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(35, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k97_fused_add_mul_scale_add(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 1664*T, A + 256 + 8256*B + 48*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1536*T, B, T)); /* %97 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(36, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_max(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(37, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k102_fused_mul_exp_sub(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, (real *)inputs[4], B, T)); /* %102 fused:mul_exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(38, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k103_sum(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, B, T)); /* %103 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(39, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_clampmin(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %104 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(40, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k105_div(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %105 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(41, (double)16384, sizeof(real)*((double)128 + (double)16384), k121_sum(A + 0, (real *)P + 49152)); /* %121 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(42, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k124_matmul(A + 128, A + 0, (real *)P + 32768)); /* %124 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(43, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k127_fused_sum_mul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %127 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(44, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k143_matmul(A + 256 + 8256*B + 96*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %128 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(45, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*B*T + (double)39*B*T), k106_fused_mul_add_sum(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 96*B*T, B, T)); /* %106 fused:mul_add_sum [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(46, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k103_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %107 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k109_scale(A + 256 + 8256*B + 12496*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %109 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k31_matmul_scale(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(17, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(18, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 11520*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(20, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k63_matmul_add_mul_scale(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 11520*T, T)); /* %63 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(21, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(23, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(24, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(25, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k84_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 65536, T)); /* %84 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(26, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 81920, T)); /* %131 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(27, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, (real *)P + 49152, T)); /* %136 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(28, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k131_matmul(A + 256 + 8256*B + 12544*B*T + 256*T, A + 256 + 8256*B + 12544*B*T, (real *)P + 32768, T)); /* %139 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(29, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k142_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 256*T, B, T)); /* %142 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(30, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k143_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %143 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(31, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %96 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(32, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k97_fused_add_mul_scale_add(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 48*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T, B, T)); /* %97 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(33, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_max(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(34, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k102_fused_mul_exp_sub(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, (real *)inputs[4], B, T)); /* %102 fused:mul_exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(35, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k103_sum(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, B, T)); /* %103 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(36, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_clampmin(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %104 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(37, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k105_div(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %105 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(38, (double)16384, sizeof(real)*((double)128 + (double)16384), k121_sum(A + 0, (real *)P + 49152)); /* %121 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(39, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k124_matmul(A + 128, A + 0, (real *)P + 32768)); /* %124 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(40, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k127_fused_sum_mul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %127 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(41, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k143_matmul(A + 256 + 8256*B + 96*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %128 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(42, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*B*T + (double)39*B*T), k106_fused_mul_add_sum(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 96*B*T, B, T)); /* %106 fused:mul_add_sum [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k103_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %107 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(44, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k109_scale(A + 256 + 8256*B + 12496*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %109 map:scale [T,B]  graphs/lib/model.lua:43 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

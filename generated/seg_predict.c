@@ -12,19 +12,7 @@
 #define GEMM cblas_sgemm
 #endif
 #include <tgmath.h>
-
-/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several
- * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */
-static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }
-static inline real gelu_tanh(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));
-}
-static inline real gelu_tanh_grad(real x) {
-    const real k = (real)0.7978845608028654, c = (real)0.044715;
-    real t = tanh_via_exp(k * (x + c * x * x * x));
-    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
-}
+#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
 
 /* k3_fused_scale_addc:
  *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
@@ -43,17 +31,22 @@ static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -151,17 +144,22 @@ static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -275,17 +273,22 @@ static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -312,17 +315,22 @@ static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -434,17 +442,22 @@ static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -478,17 +491,22 @@ static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -593,17 +611,22 @@ static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -661,17 +684,22 @@ static void k312_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -715,17 +743,22 @@ static void k344_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -769,17 +802,22 @@ static void k376_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -799,17 +837,22 @@ static void k404_im2col(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
-            real *xp = ((real *)in0) + (n*C + c)*H*W;
+            const real *xp = (in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
                     real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    /* columns ox with 0 <= ox*S - P + kx < W */
+                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
+                    if (hi > WO) hi = WO;
+                    if (lo > hi) lo = hi;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;
-                        }
+                        real *crow = cp + oy*WO;
+                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
+                        const real *xrow = xp + iy*W;
+                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
+                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
+                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
                     }
                 }
         }
@@ -835,7 +878,7 @@ static void k408_permute(real *restrict out, const real *restrict in0, long B) {
 static void k412_fused_sigmoid_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)1 / ((real)1 + exp(-((in0[i0]) + (in1[0]))));
+        out[i0] = (real)1 / ((real)1 + exp_real(-((in0[i0]) + (in1[0]))));
 }
 
 #ifdef RECLF_PROFILE
