@@ -5,8 +5,8 @@ set xlabel 'step'
 set ylabel 'training loss (per variant: SPEC 6, 8a)'
 set grid
 set key top right
-plot "results/plots/loss-none-reclf.dat" using 1:2 with lines lw 2 lc rgb '#9400d3' title "reclf (1 seed)", \
-     "results/plots/loss-none-reclf-nosrm.dat" using 1:2 with lines lw 2 lc rgb '#009e73' title "reclf-nosrm (1 seed)", \
-     "results/plots/loss-none-reclf-noirm.dat" using 1:2 with lines lw 2 lc rgb '#0072b2' title "reclf-noirm (1 seed)", \
-     "results/plots/loss-none-gloria.dat" using 1:2 with lines lw 2 lc rgb '#e69f00' title "gloria (1 seed)", \
-     "results/plots/loss-none-convirt.dat" using 1:2 with lines lw 2 lc rgb '#d55e00' title "convirt (1 seed)"
+plot "results/plots/loss-none-reclf.dat" using 1:2 with lines lw 2 lc rgb '#9400d3' title "reclf (3 seeds)", \
+     "results/plots/loss-none-reclf-nosrm.dat" using 1:2 with lines lw 2 lc rgb '#009e73' title "reclf-nosrm (3 seeds)", \
+     "results/plots/loss-none-reclf-noirm.dat" using 1:2 with lines lw 2 lc rgb '#0072b2' title "reclf-noirm (3 seeds)", \
+     "results/plots/loss-none-gloria.dat" using 1:2 with lines lw 2 lc rgb '#e69f00' title "gloria (3 seeds)", \
+     "results/plots/loss-none-convirt.dat" using 1:2 with lines lw 2 lc rgb '#d55e00' title "convirt (3 seeds)"
