@@ -39,11 +39,7 @@ local function tree_of(n)
 end
 
 function M.run(graph)
-  local users, is_root = {}, {}
-  for _, n in ipairs(graph.schedule) do
-    for _, x in ipairs(n.inputs) do users[x.id] = (users[x.id] or 0) + 1 end
-  end
-  for _, r in ipairs(simplify.roots(graph)) do is_root[r.id] = true end
+  local users, is_root = simplify.uses(graph)
 
   local function private(x, n) return users[x.id] == 1 and not is_root[x.id] and x.phase == n.phase end
   -- the product that leaf x of consumer n is, directly or through reshapes only n reads, and the
@@ -107,9 +103,7 @@ function M.run(graph)
       end
     end
   end
-  local kept = {}
-  for _, n in ipairs(graph.schedule) do if not folded[n.id] then kept[#kept + 1] = n end end
-  graph.schedule = kept
+  simplify.drop(graph, folded)
   graph.stats_epilogues = count
   return count
 end

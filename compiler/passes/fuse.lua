@@ -16,11 +16,7 @@ local simplify = require("compiler.passes.simplify")
 local M = {}
 
 function M.run(graph)
-  local uses, is_root = {}, {}
-  for _, n in ipairs(graph.schedule) do
-    for _, x in ipairs(n.inputs) do uses[x.id] = (uses[x.id] or 0) + 1 end
-  end
-  for _, r in ipairs(simplify.roots(graph)) do is_root[r.id] = true end
+  local uses, is_root = simplify.uses(graph)
 
   local inlined = {}
   local fused_count = 0
@@ -90,9 +86,7 @@ function M.run(graph)
       end
     end
   end
-  local kept = {}
-  for _, n in ipairs(graph.schedule) do if not inlined[n.id] then kept[#kept + 1] = n end end
-  graph.schedule = kept
+  simplify.drop(graph, inlined)
   graph.stats_fused = fused_count
   return fused_count
 end

@@ -46,6 +46,24 @@ function M.roots(graph)
   return roots
 end
 
+-- for the rewriting passes: how many schedule nodes read each node (by id), and which nodes are
+-- roots (outputs and gradients: they must stay materialised)
+function M.uses(graph)
+  local uses, is_root = {}, {}
+  for _, n in ipairs(graph.schedule) do
+    for _, x in ipairs(n.inputs) do uses[x.id] = (uses[x.id] or 0) + 1 end
+  end
+  for _, r in ipairs(M.roots(graph)) do is_root[r.id] = true end
+  return uses, is_root
+end
+
+-- drops the nodes whose ids are keys of `gone` from the schedule
+function M.drop(graph, gone)
+  local kept = {}
+  for _, n in ipairs(graph.schedule) do if not gone[n.id] then kept[#kept + 1] = n end end
+  graph.schedule = kept
+end
+
 function M.dce(graph)
   local live = {}
   local stack = M.roots(graph)
