@@ -27,6 +27,7 @@ local t0 = os.clock()
 local wanted = {} -- file name -> content
 local names = {}
 local first_of, aliases = {}, {} -- canonical C -> C name of its first graph; {name, target}
+local library = emit_c.new_library() -- the kernels of all graphs, each written once (kernels.c)
 for _, file in ipairs(list_graphs()) do
   local ok, graphs = pcall(compile.compile_file, file, {})
   if not ok then
@@ -48,7 +49,7 @@ for _, file in ipairs(list_graphs()) do
       goto continue
     end
     first_of[canonical] = emit_c.c_name(g.name)
-    local c, h = emit_c.emit(g)
+    local c, h = emit_c.emit(g, { library = library })
     local cname = emit_c.c_name(g.name)
     wanted[cname .. ".c"], wanted[cname .. ".h"] = c, h
     names[#names + 1] = cname
@@ -70,6 +71,7 @@ reg[#reg + 1] = "const reclf_graph_alias reclf_graph_aliases[] = {"
 for _, a in ipairs(aliases) do reg[#reg + 1] = string.format("    {\"%s\", &reclf_graph_%s},", a.name, a.target) end
 reg[#reg + 1] = "    {0, 0},\n};\n"
 wanted["registry.c"] = table.concat(reg, "\n")
+wanted["kernels.c"], wanted["kernels.h"] = emit_c.library_c(library)
 
 -- files present now
 local present = {}
@@ -105,4 +107,4 @@ for _, f in ipairs(files) do
   end
 end
 for f in pairs(present) do if not wanted[f] then os.remove(out_dir .. "/" .. f) end end
-print(string.format("generate: %d graph(s) in %.2f s", #names, os.clock() - t0))
+print(string.format("generate: %d graph(s), %d shared kernels, in %.2f s", #names, #library.kernels, os.clock() - t0))

@@ -174,4 +174,39 @@ function T.dot_labels_break_lines(t)
   t.not_contains(s, "\\\\n")
 end
 
+-- make generate's shared kernel library: two graphs with the same layer hold its kernel once,
+-- call it by the same name, and carry no kernels of their own
+function T.shared_library_writes_a_common_kernel_once(t)
+  local function build(extra)
+    return function(g)
+      local B = g.dim("B")
+      local x = g.input("x", { B, 8 })
+      local h = g.relu(g.matmul(x, g.param("w", { 8, 6 })) + g.param("b", { 6 }))
+      if extra then h = g.tanh(h) * 3 end
+      g.loss(g.sum_all(h * h))
+    end
+  end
+  local g1, g2 = t.compile_optimized(build(false), "lib_a"), t.compile_optimized(build(true), "lib_b")
+  local alone = 0
+  for _, g in ipairs({ g1, g2 }) do
+    local c = emit_c.emit(g)
+    for _ in c:gmatch("\nstatic void k%d+_") do alone = alone + 1 end
+  end
+  local lib = emit_c.new_library()
+  local c1, c2 = emit_c.emit(g1, { library = lib }), emit_c.emit(g2, { library = lib })
+  t.ok(#lib.kernels < alone, string.format("%d shared kernels, %d written alone", #lib.kernels, alone))
+  t.not_contains(c1, "static void k")
+  t.contains(c1, '#include "kernels.h"')
+  local shared = 0
+  for _, k in ipairs(lib.kernels) do
+    if c1:find(k.name .. "(", 1, true) and c2:find(k.name .. "(", 1, true) then shared = shared + 1 end
+  end
+  t.ok(shared >= 1, "no kernel is called by both graphs")
+  local kc, kh = emit_c.library_c(lib)
+  for _, k in ipairs(lib.kernels) do
+    t.contains(kc, "void " .. k.name .. "(")
+    t.contains(kh, "void " .. k.name .. "(" .. k.sig .. ");")
+  end
+end
+
 return T
