@@ -11,3359 +11,548 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k6_fused_scale_addc:
- *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k9_im2col:
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k11_matmul:
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k13_permute:
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k13_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k16_add:
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k21_fused_scale_sum:
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k22_sub:
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k27_fused_rsqrt_addc_scale_sum:
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k28_mul:
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k33_fused_add_mul:
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k34_relu:
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k34_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k37_im2col:
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k39_matmul:
- *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k41_permute:
- *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k41_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k44_add:
- *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k49_fused_scale_sum:
- *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k50_sub:
- *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k55_fused_rsqrt_addc_scale_sum:
- *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k56_mul:
- *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k61_fused_add_mul:
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
-static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k62_relu:
- *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k62_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k65_im2col:
- *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k118_fused_add_add_mul:
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k122_im2col:
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k124_matmul:
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k126_permute:
- *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k126_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k129_add:
- *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k134_fused_scale_sum:
- *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k135_sub:
- *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k140_fused_rsqrt_addc_scale_sum:
- *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k141_mul:
- *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k146_fused_add_mul:
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
-static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k147_relu:
- *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k147_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k150_im2col:
- *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k152_matmul:
- *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k203_fused_add_add_mul:
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k207_im2col:
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k209_matmul:
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k211_permute:
- *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k211_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k214_add:
- *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k219_fused_scale_sum:
- *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k220_sub:
- *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k225_fused_rsqrt_addc_scale_sum:
- *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k226_mul:
- *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k231_fused_add_mul:
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k232_relu:
- *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k232_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k235_im2col:
- *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k237_matmul:
- *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k288_fused_add_add_mul:
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k291_permute:
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k291_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k298_sum:
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k298_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k300_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k304_matmul_add:
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k307_gather:
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k308_add:
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k312_fused_scale_sum:
- *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k313_sub:
- *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k318_fused_rsqrt_addc_scale_sum:
- *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k319_mul:
- *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k321_fused_add_mul:
- *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k327_matmul_add:
- *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k329_permute:
- *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k329_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k352_fused_scale_addc_neg:
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k353_matmul_add_mul_scale:
- *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k354_max:
- *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k354_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k357_fused_exp_sub:
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
-}
-
-/* k358_mul:
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k359_sum:
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k359_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k360_clampmin:
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k361_div:
- *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k362_matmul:
- *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %795 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %937 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k363_permute:
- *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %797 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %807 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %818 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %939 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k363_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k371_matmul_add_add:
- *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k390_matmul_add:
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k391_gelu:
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
-}
-
-/* k398_matmul_add_add:
- *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k502_slice:
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k502_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k507_matmul_add:
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k516_fused_sum_square:
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k518_fused_rsqrt_clampmin:
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k519_mul:
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k521_fused_sum_square:
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k523_fused_rsqrt_clampmin:
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k524_mul:
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k526_matmul_scale:
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k527_eye:
- *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k527_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k528_max:
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k531_fused_exp_sub:
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10 */
-static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k532_sum:
- *   %532 reduce [T,1]   graphs/lib/losses.lua:10
- *   %550 reduce [T,1]   graphs/lib/losses.lua:12 */
-static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k533_clampmin:
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k536_mul:
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k539_max:
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k542_fused_exp_sub:
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11 */
-static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k543_sum:
- *   %543 reduce [1,B]   graphs/lib/losses.lua:11
- *   %548 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k544_clampmin:
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k551_fused_mul_sub_add_log:
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %537 reduce [T,1]  graphs/lib/losses.lua:10 */
-static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k552_sum:
- *   %552 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k552_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k555_fused_scale_add_sum_sub:
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %545 map:log [1,B]  graphs/lib/losses.lua:11 */
-static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k621_fill:
- *   %621 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k621_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k623_scale:
- *   %623 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k623_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k624_id:
- *   %624 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k624_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k626_fused_mul_id:
- *   %626 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %625 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k626_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k628_neg:
- *   %628 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k628_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k634_fused_mul_div_step:
- *   %634 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %632 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %633 map:step [1,B]  graphs/lib/losses.lua:11 */
-static void k634_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k640_neg:
- *   %640 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k640_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k647_fused_mul_div_step:
- *   %647 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %645 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %646 map:step [T,1]  graphs/lib/losses.lua:10 */
-static void k647_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k653_fused_scale_add_add_add:
- *   %653 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %652 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %644 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %639 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %630 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %629 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %636 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %635 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %642 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %641 map:id [T,B]  graphs/lib/losses.lua:10
- *     + %649 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %648 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k653_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((((in0[i1])) * (in1[i0*B + i1])) + (((in2[i1])) * (in3[i0*B + i1]))) + (((in4[i0])) * (in1[i0*B + i1]))) + (((in5[i0])) * (in6[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k654_matmul:
- *   %654 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k654_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k655_matmul:
- *   %655 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k655_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k664_fused_mul_mul_sum_mul:
- *   %664 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %662 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %658 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %657 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %661 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %660 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %659 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %663 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k664_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k668_fused_add_mul_mul_id:
- *   %668 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %656 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %667 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %665 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %666 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k668_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k677_fused_mul_mul_sum_mul:
- *   %677 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %675 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %671 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %670 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %674 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %673 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %672 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %676 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k677_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k681_fused_add_mul_mul_id:
- *   %681 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %669 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %680 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %678 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %679 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k681_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k682_sum:
- *   %682 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k682_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k684_matmul:
- *   %684 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k684_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k685_matmul:
- *   %685 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k685_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k687_pad:
- *   %687 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k687_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*5120 + i1] = in0[i0*128 + i1];
-}
-
-/* k688_sum:
- *   %688 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %694 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %715 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %733 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %739 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %761 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k688_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (5120 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*5120;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
-        }
-}
-
-/* k690_sum:
- *   %690 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %696 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %717 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %735 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %741 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %763 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k690_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k692_mul:
- *   %692 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %737 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %833 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %879 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %975 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k692_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k693_mul:
- *   %693 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %738 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %834 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %880 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %976 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k693_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k705_fused_scale_mul_sum_mul:
- *   %705 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %704 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %700 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %699 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %703 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %702 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %701 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %750 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %846 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %892 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %988 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k705_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
-}
-
-/* k709_fused_add_mul_mul_id:
- *   %709 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %698 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %708 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %706 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %707 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %754 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %850 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %896 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %992 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k709_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k712_fused_scale_sum_neg:
- *   %712 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %711 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %710 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %758 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %854 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %900 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %996 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k712_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k714_fused_add_id:
- *   %714 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %713 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-static void k714_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
-}
-
-/* k721_matmul:
- *   %721 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %863 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k724_matmul_mul_gelu_grad:
- *   %724 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %720 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %723 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %866 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k724_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
-        }
-    }
-}
-
-/* k725_sum:
- *   %725 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %867 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k725_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (20480 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*20480;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
-        }
-}
-
-/* k727_sum:
- *   %727 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %869 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k727_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (512 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*512;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
-        }
-}
-
-/* k730_matmul:
- *   %730 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %872 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k730_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k731_matmul:
- *   %731 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %873 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k731_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k760_fused_add_add_id:
- *   %760 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %757 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %759 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %856 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %902 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %998 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k760_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
-}
-
-/* k766_matmul:
- *   %766 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %814 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %825 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %908 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %956 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %967 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k766_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k767_matmul:
- *   %767 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %805 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %815 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %826 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %909 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %947 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k767_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k772_matmul:
- *   %772 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %796 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %914 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %938 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k772_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k773_matmul_div:
- *   %773 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %771 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %915 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k773_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k778_fused_mul_sum_neg_mul:
- *   %778 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %776 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %775 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %774 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %777 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %920 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k778_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k794_fused_scale_mul_mul_mul:
- *   %794 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %790 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %785 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %781 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %780 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %779 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %936 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k794_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
-}
-
-/* k828_matmul_add_add:
- *   %828 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %804 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %817 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %970 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k828_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
-        }
-    }
-}
-
-/* k1001_scatter_add:
- *   %1001 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1001_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(131072));
-    #pragma omp parallel for if((long)(5120*T) > 65536)
-    for (long j = 0; j < 128; j++)
-        for (long r = 0; r < 40*T; r++)
-            out[(long)in1[r]*128 + j] += in0[r*128 + j];
-}
-
-/* k1002_sum:
- *   %1002 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1002_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1005_matmul:
- *   %1005 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1005_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1006_matmul_scale:
- *   %1006 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %1004 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k1006_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
-        }
-    }
-}
-
-/* k1008_id:
- *   %1008 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1008_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
-}
-
-/* k1009_permute:
- *   %1009 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1009_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
-}
-
-/* k1012_fused_mul_step:
- *   %1012 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1011 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %1057 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1012_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1013_sum:
- *   %1013 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1020 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1044 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1058 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1065 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1089 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1013_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k1015_sum:
- *   %1015 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1022 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1046 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1060 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1067 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1091 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1015_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k1016_sum:
- *   %1016 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1023 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1047 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1061 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1068 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1092 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1016_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1018_mul:
- *   %1018 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1063 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1109 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1018_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k1019_mul:
- *   %1019 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1064 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1110 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1019_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1033_fused_scale_mul_sum_mul:
- *   %1033 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1032 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1028 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1027 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1031 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1030 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1029 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1078 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1124 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1033_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k1037_fused_add_mul_mul_id:
- *   %1037 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1026 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1036 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1034 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1035 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1082 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1128 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1037_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k1040_fused_scale_sum_neg:
- *   %1040 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1039 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1038 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1085 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1131 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1040_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k1042_fused_add_id:
- *   %1042 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1041 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1087 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1133 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1042_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k1050_permute:
- *   %1050 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1095 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1141 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1050_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k1052_matmul:
- *   %1052 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1097 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1052_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k1053_matmul:
- *   %1053 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1098 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1053_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1055_col2im:
- *   %1055 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1100 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1055_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1103_fused_mul_add_step:
- *   %1103 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1101 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %1102 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k1103_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1143_matmul:
- *   %1143 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1143_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k1144_matmul:
- *   %1144 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1144_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1146_col2im:
- *   %1146 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1146_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1148_fused_mul_step:
- *   %1148 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1147 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %1193 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1148_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1149_sum:
- *   %1149 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1156 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1180 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1194 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1201 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1225 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1149_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k1151_sum:
- *   %1151 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1158 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1182 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1196 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1203 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1227 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1151_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k1152_sum:
- *   %1152 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1159 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1183 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1197 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1204 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1228 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1152_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1154_mul:
- *   %1154 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1199 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1245 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1154_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k1155_mul:
- *   %1155 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1200 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1246 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1155_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1169_fused_scale_mul_sum_mul:
- *   %1169 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1168 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1164 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1163 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1167 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1166 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1165 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1214 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1260 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1169_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k1173_fused_add_mul_mul_id:
- *   %1173 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1162 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1172 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1170 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1171 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1218 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1264 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1173_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k1176_fused_scale_sum_neg:
- *   %1176 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1174 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1221 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1267 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1176_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k1178_fused_add_id:
- *   %1178 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1177 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1223 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1269 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1178_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k1186_permute:
- *   %1186 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1231 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1277 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1186_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k1188_matmul:
- *   %1188 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1233 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1188_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k1189_matmul:
- *   %1189 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1234 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1189_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1191_col2im:
- *   %1191 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1236 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1191_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1239_fused_mul_add_step:
- *   %1239 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1237 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %1238 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-static void k1239_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1279_matmul:
- *   %1279 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k1280_matmul:
- *   %1280 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1280_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1282_col2im:
- *   %1282 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1282_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1284_fused_mul_step:
- *   %1284 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1283 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %1329 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1284_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1285_sum:
- *   %1285 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1292 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1316 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1330 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1337 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1361 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1285_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k1287_sum:
- *   %1287 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1294 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1318 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1332 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1339 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1363 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1287_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k1288_sum:
- *   %1288 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1295 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1319 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1333 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1340 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1364 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1288_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1290_mul:
- *   %1290 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1335 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1381 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1290_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k1291_mul:
- *   %1291 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1336 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1382 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1291_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1305_fused_scale_mul_sum_mul:
- *   %1305 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1304 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1300 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1299 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1303 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1302 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1301 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1350 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1396 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1305_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k1309_fused_add_mul_mul_id:
- *   %1309 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1298 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1308 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1306 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1307 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1354 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1400 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1309_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k1312_fused_scale_sum_neg:
- *   %1312 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1311 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1310 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1357 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1403 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1312_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k1314_fused_add_id:
- *   %1314 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1313 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1359 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1405 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1314_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k1322_permute:
- *   %1322 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1367 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1413 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1322_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k1324_matmul:
- *   %1324 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1369 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1415 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1324_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k1325_matmul:
- *   %1325 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1370 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1416 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k1327_col2im:
- *   %1327 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1372 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1327_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1375_fused_mul_add_step:
- *   %1375 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1373 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %1374 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-static void k1375_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1418_col2im:
- *   %1418 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1418_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1420_fused_mul_step:
- *   %1420 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1419 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k1420_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1421_sum:
- *   %1421 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1428 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1452 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1421_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k1423_sum:
- *   %1423 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1430 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1454 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1423_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k1424_sum:
- *   %1424 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1431 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1455 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1424_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1426_mul:
- *   %1426 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1426_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k1427_mul:
- *   %1427 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1427_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1441_fused_scale_mul_sum_mul:
- *   %1441 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1440 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1436 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1435 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1439 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1438 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1437 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k1441_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k1445_fused_add_mul_mul_id:
- *   %1445 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1434 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1444 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1442 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1443 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1445_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k1448_fused_scale_sum_neg:
- *   %1448 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1447 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1446 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1448_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k1450_fused_add_id:
- *   %1450 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1449 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1450_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k1458_permute:
- *   %1458 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1458_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k1460_matmul:
- *   %1460 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1460_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[537] = {
-    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k621_fill", "%621 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k623_scale", "%623 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k624_id", "%624 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k626_fused_mul_id", "%626 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k628_neg", "%628 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k634_fused_mul_div_step", "%634 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k640_neg", "%640 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k647_fused_mul_div_step", "%647 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k653_fused_scale_add_add_add", "%653 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k654_matmul", "%654 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k655_matmul", "%655 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k664_fused_mul_mul_sum_mul", "%664 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k668_fused_add_mul_mul_id", "%668 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k677_fused_mul_mul_sum_mul", "%677 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k681_fused_add_mul_mul_id", "%681 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k682_sum", "%682 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k684_matmul", "%684 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k685_matmul", "%685 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k687_pad", "%687 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k688_sum", "%688 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k690_sum", "%690 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k692_mul", "%692 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k693_mul", "%693 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k688_sum", "%694 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k690_sum", "%696 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k705_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k709_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k712_fused_scale_sum_neg", "%712 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k714_fused_add_id", "%714 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k688_sum", "%715 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k690_sum", "%717 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k721_matmul", "%721 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k724_matmul_mul_gelu_grad", "%724 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k725_sum", "%725 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k727_sum", "%727 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k730_matmul", "%730 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k731_matmul", "%731 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%733 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_sum", "%735 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k692_mul", "%737 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k693_mul", "%738 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k705_fused_scale_mul_sum_mul", "%750 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k709_fused_add_mul_mul_id", "%754 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k712_fused_scale_sum_neg", "%758 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k760_fused_add_add_id", "%760 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%761 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%763 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%766 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%767 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%770 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k772_matmul", "%772 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k773_matmul_div", "%773 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k778_fused_mul_sum_neg_mul", "%778 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k794_fused_scale_mul_mul_mul", "%794 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%795 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k772_matmul", "%796 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%797 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k688_sum", "%799 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k690_sum", "%801 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%805 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%807 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k688_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k690_sum", "%811 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%814 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%815 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%818 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k688_sum", "%820 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k690_sum", "%822 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%825 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%826 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k828_matmul_add_add", "%828 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k688_sum", "%829 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%831 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k692_mul", "%833 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k693_mul", "%834 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k688_sum", "%835 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%837 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k705_fused_scale_mul_sum_mul", "%846 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k709_fused_add_mul_mul_id", "%850 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k712_fused_scale_sum_neg", "%854 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k760_fused_add_add_id", "%856 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k688_sum", "%857 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k690_sum", "%859 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k721_matmul", "%863 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k724_matmul_mul_gelu_grad", "%866 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k725_sum", "%867 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k727_sum", "%869 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k730_matmul", "%872 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k731_matmul", "%873 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%875 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_sum", "%877 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k692_mul", "%879 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k693_mul", "%880 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k705_fused_scale_mul_sum_mul", "%892 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k709_fused_add_mul_mul_id", "%896 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k712_fused_scale_sum_neg", "%900 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k760_fused_add_add_id", "%902 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%908 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%909 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%912 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k772_matmul", "%914 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k773_matmul_div", "%915 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k778_fused_mul_sum_neg_mul", "%920 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k794_fused_scale_mul_mul_mul", "%936 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%937 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k772_matmul", "%938 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%939 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k688_sum", "%941 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k690_sum", "%943 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%947 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%949 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k688_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k690_sum", "%953 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%956 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%957 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%960 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k688_sum", "%962 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k690_sum", "%964 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k766_matmul", "%967 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k767_matmul", "%968 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k828_matmul_add_add", "%970 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k688_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k692_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k693_mul", "%976 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k688_sum", "%977 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_sum", "%979 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k705_fused_scale_mul_sum_mul", "%988 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k709_fused_add_mul_mul_id", "%992 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k712_fused_scale_sum_neg", "%996 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k760_fused_add_add_id", "%998 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k688_sum", "%999 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1001_scatter_add", "%1001 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1002_sum", "%1002 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1005_matmul", "%1005 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1006_matmul_scale", "%1006 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1008_id", "%1008 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1009_permute", "%1009 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1012_fused_mul_step", "%1012 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1013 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1015 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1016 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1018_mul", "%1018 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1019_mul", "%1019 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1020 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1022 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1023 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1033_fused_scale_mul_sum_mul", "%1033 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1037_fused_add_mul_mul_id", "%1037 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1040_fused_scale_sum_neg", "%1040 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1042_fused_add_id", "%1042 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1044 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1046 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1047 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1050_permute", "%1050 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1052_matmul", "%1052 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1053_matmul", "%1053 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1055_col2im", "%1055 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1012_fused_mul_step", "%1057 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1058 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1060 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1061 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1018_mul", "%1063 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1019_mul", "%1064 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1065 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1067 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1068 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1033_fused_scale_mul_sum_mul", "%1078 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1037_fused_add_mul_mul_id", "%1082 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1040_fused_scale_sum_neg", "%1085 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1042_fused_add_id", "%1087 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1089 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1091 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1092 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1050_permute", "%1095 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1052_matmul", "%1097 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1053_matmul", "%1098 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1055_col2im", "%1100 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1103_fused_mul_add_step", "%1103 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1104 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1106 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1107 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1018_mul", "%1109 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1019_mul", "%1110 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1111 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1113 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1114 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1033_fused_scale_mul_sum_mul", "%1124 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1037_fused_add_mul_mul_id", "%1128 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1040_fused_scale_sum_neg", "%1131 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1042_fused_add_id", "%1133 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1013_sum", "%1135 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1015_sum", "%1137 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1138 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1050_permute", "%1141 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1143_matmul", "%1143 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1144_matmul", "%1144 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1146_col2im", "%1146 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1148_fused_mul_step", "%1148 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1149 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1151 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1152 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1154_mul", "%1154 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1155_mul", "%1155 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1156 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1158 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1159 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1169_fused_scale_mul_sum_mul", "%1169 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1173_fused_add_mul_mul_id", "%1173 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1176_fused_scale_sum_neg", "%1176 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1178_fused_add_id", "%1178 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1180 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1182 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1183 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1186_permute", "%1186 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1188_matmul", "%1188 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1189_matmul", "%1189 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1191_col2im", "%1191 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1148_fused_mul_step", "%1193 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1194 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1196 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1197 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1154_mul", "%1199 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1155_mul", "%1200 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1201 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1203 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1204 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1169_fused_scale_mul_sum_mul", "%1214 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1173_fused_add_mul_mul_id", "%1218 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1176_fused_scale_sum_neg", "%1221 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1178_fused_add_id", "%1223 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1225 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1227 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1228 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1186_permute", "%1231 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1188_matmul", "%1233 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1189_matmul", "%1234 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1191_col2im", "%1236 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1239_fused_mul_add_step", "%1239 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1240 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1242 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1243 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1154_mul", "%1245 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1155_mul", "%1246 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1247 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1249 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1250 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1169_fused_scale_mul_sum_mul", "%1260 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1173_fused_add_mul_mul_id", "%1264 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1176_fused_scale_sum_neg", "%1267 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1178_fused_add_id", "%1269 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1149_sum", "%1271 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1151_sum", "%1273 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1152_sum", "%1274 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1186_permute", "%1277 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1279_matmul", "%1279 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1280_matmul", "%1280 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1282_col2im", "%1282 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1284_fused_mul_step", "%1284 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1285 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1287 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1288 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1290_mul", "%1290 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1291_mul", "%1291 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1292 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1294 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1295 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1305_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1309_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1312_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1314_fused_add_id", "%1314 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1316 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1318 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1319 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1322_permute", "%1322 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1324_matmul", "%1324 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1325_matmul", "%1325 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1327_col2im", "%1327 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1284_fused_mul_step", "%1329 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1330 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1332 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1333 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1290_mul", "%1335 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1291_mul", "%1336 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1337 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1339 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1340 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1305_fused_scale_mul_sum_mul", "%1350 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_fused_add_mul_mul_id", "%1354 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1312_fused_scale_sum_neg", "%1357 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_fused_add_id", "%1359 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1361 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1363 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1364 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1322_permute", "%1367 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1324_matmul", "%1369 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1325_matmul", "%1370 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1327_col2im", "%1372 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1375_fused_mul_add_step", "%1375 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1376 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1378 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1379 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1290_mul", "%1381 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1291_mul", "%1382 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1383 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1385 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1386 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1305_fused_scale_mul_sum_mul", "%1396 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_fused_add_mul_mul_id", "%1400 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1312_fused_scale_sum_neg", "%1403 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_fused_add_id", "%1405 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1285_sum", "%1407 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1287_sum", "%1409 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1288_sum", "%1410 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1322_permute", "%1413 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1324_matmul", "%1415 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1325_matmul", "%1416 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1418_col2im", "%1418 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1420_fused_mul_step", "%1420 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1421_sum", "%1421 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1423_sum", "%1423 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1424_sum", "%1424 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1426_mul", "%1426 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1427_mul", "%1427 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1421_sum", "%1428 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1423_sum", "%1430 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1424_sum", "%1431 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1441_fused_scale_mul_sum_mul", "%1441 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1445_fused_add_mul_mul_id", "%1445 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1448_fused_scale_sum_neg", "%1448 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1450_fused_add_id", "%1450 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1421_sum", "%1452 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1423_sum", "%1454 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1424_sum", "%1455 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1458_permute", "%1458 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1460_matmul", "%1460 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%621 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%623 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%624 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%626 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%628 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%634 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%640 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%647 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%653 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%654 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%655 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%664 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%668 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%677 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%681 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_k682_sum", "%682 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%684 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%685 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k687_pad", "%687 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%688 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%690 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%692 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%693 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%694 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%696 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%712 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k714_fused_add_id", "%714 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%715 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%717 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%721 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%724 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%725 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%727 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%730 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%731 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%733 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%735 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%737 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%738 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%750 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%754 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%758 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%760 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%761 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%763 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%766 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%767 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%770 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%772 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%773 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%778 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%794 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%795 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%796 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%797 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%799 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%801 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%805 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%807 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%811 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%814 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%815 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%818 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%820 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%822 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%825 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%826 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%828 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%829 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%831 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%833 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%834 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%835 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%837 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%846 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%850 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%854 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%856 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%857 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%859 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%863 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%866 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%867 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%869 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%872 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%873 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%875 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%877 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%879 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%880 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%892 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%896 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%900 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%902 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%908 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%909 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%912 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%914 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%915 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%920 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%936 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%937 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%938 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%939 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%941 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%943 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%947 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%949 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%953 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%956 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%957 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%960 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%962 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%964 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%967 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%968 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%970 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%976 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%977 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%979 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%988 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%992 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%996 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%998 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%999 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k1001_scatter_add", "%1001 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k348_sum", "%1002 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k351_matmul", "%1005 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k352_matmul_scale", "%1006 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k1008_id", "%1008 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k364_permute", "%1009 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1012 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1013 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1015 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1016 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1018 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1019 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1020 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1022 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1023 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1033 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1037 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1040 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1042 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1044 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1046 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1047 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1050 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1052 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1053 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1055 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1057 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1058 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1060 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1061 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1063 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1064 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1065 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1067 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1068 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1078 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1082 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1085 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1087 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1089 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1091 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1092 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1095 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1097 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1098 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1100 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%1103 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1104 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1106 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1107 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1109 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1110 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1111 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1113 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1114 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1124 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1128 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1131 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1133 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1135 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1137 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1138 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1141 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%1143 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%1144 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%1146 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1148 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1149 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1151 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1152 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1154 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1155 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1156 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1158 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1159 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1169 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1173 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1176 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1178 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1180 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1182 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1183 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1186 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1188 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1189 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1191 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1193 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1194 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1196 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1197 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1199 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1200 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1201 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1203 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1204 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1214 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1218 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1221 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1223 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1225 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1227 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1228 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1231 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1233 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1234 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1236 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%1239 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1240 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1242 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1243 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1245 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1246 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1247 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1249 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1250 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1260 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1264 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1267 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1269 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1271 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1273 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1274 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1277 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%1279 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%1280 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%1282 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1284 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1285 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1287 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1288 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1290 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1291 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1292 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1294 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1295 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1314 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1316 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1318 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1319 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1322 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1324 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1325 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1327 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1329 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1330 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1332 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1333 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1335 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1336 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1337 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1339 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1340 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1350 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1354 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1357 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1359 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1361 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1363 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1364 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1367 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1369 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1370 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1372 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%1375 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1376 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1378 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1379 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1381 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1382 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1383 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1385 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1386 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1396 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1400 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1403 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1405 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1407 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1409 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1410 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1413 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1415 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1416 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%1418 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%1420 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1421 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1423 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1424 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%1426 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%1427 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1428 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1430 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1431 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1441 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1445 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1448 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%1450 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1452 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1454 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1455 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%1458 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%1460 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt = {537, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -3382,549 +571,549 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1189680, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1189680 + 1794048*B, A + 1189680, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1189680, (real *)P + 0, A + 1189680 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1189680 + 131072*B, A + 1189680, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1189680, A + 1189680 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1189680 + 1310720*B, A + 1189680, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1189680 + 1179648*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400256*B, A + 1189680 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1189680 + 1441792*B, A + 1189680 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1189680, A + 1189680 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 384, A + 1189680, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 1867776*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400272*B, A + 1189680 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 1900544*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1189680 + 1933312*B, A + 1189680 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1189680 + 294912*B, A + 1189680 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 9696, A + 1189680 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 1966080*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400288*B, A + 1189680 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 1998848*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1189680 + 2031616*B, A + 1189680 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1572864*B, A + 1189680 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1189680 + 589824*B, A + 1189680 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 19008, A + 1189680 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 2064384*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400304*B, A + 1189680 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 2097152*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1189680 + 2129920*B, A + 1189680 + 1830912*B, A + 1189680 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1189680 + 1830912*B, (real *)P + 28320, A + 1189680 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2162688*B, A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400320*B, A + 1189680 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2179072*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1189680 + 2195456*B, A + 1189680 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1189680 + 884736*B, A + 1189680 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1189680 + 1847296*B, (real *)P + 46944, A + 1189680 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1847296*B, A + 1189680 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2211840*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400336*B, A + 1189680 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2228224*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1189680 + 2244608*B, A + 1189680 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1847296*B, A + 1189680 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1189680 + 1847296*B, (real *)P + 84000, A + 1189680 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2260992*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400352*B, A + 1189680 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2277376*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1189680 + 2293760*B, A + 1189680 + 1830912*B, A + 1189680 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1646592*B, A + 1189680 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 1654784*B, A + 1189680 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 1646592*B, A + 1189680 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2318336*B, A + 1189680 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2310144*B, A + 1189680 + 1646592*B, A + 1189680 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400368*B, A + 1189680 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2318336*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1189680 + 2326528*B, A + 1189680 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2334720*B, A + 1189680 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1189680 + 1646592*B, A + 1189680 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1189680 + 1720320*B, (real *)P + 195168, A + 1189680 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2351104*B, A + 1189680 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2342912*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400384*B, A + 1189680 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1189680 + 2359296*B, A + 1189680 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1189680 + 2367488*B, (real *)P + 343008, A + 1189680 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400400*B, A + 1189680 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2334720*B, A + 1189680 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(103, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1189680 + 2334848*B, A + 1189680 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(105, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(106, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 112640*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 117760*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 709856, A + 1189680 + 2400416*B + 80*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(143, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(145, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(147, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(149, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(156, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(157, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 908128, A + 1189680 + 2400416*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(158, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(165, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(172, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(173, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 220544*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(174, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(175, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(176, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2334976*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(180, 0, sizeof(real)*((double)B*T), k527_eye(A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(181, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(182, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220416*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(183, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 220432*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(184, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(189, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(192, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(193, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220480*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(194, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1189680, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1189680 + 1794048*B, A + 1189680, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1189680, (real *)P + 0, A + 1189680 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1189680 + 131072*B, A + 1189680, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1189680, A + 1189680 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1189680 + 1310720*B, A + 1189680, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1189680 + 1179648*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400256*B, A + 1189680 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1189680 + 1441792*B, A + 1189680 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1189680, A + 1189680 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 384, A + 1189680, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 1867776*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400272*B, A + 1189680 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 1900544*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1189680 + 1933312*B, A + 1189680 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1189680 + 294912*B, A + 1189680 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 9696, A + 1189680 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 1966080*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400288*B, A + 1189680 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 1998848*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1189680 + 2031616*B, A + 1189680 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1572864*B, A + 1189680 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1189680 + 589824*B, A + 1189680 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1189680 + 1572864*B, (real *)P + 19008, A + 1189680 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1189680 + 2064384*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400304*B, A + 1189680 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1189680 + 2097152*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1189680 + 2129920*B, A + 1189680 + 1830912*B, A + 1189680 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1189680 + 1830912*B, (real *)P + 28320, A + 1189680 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2162688*B, A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400320*B, A + 1189680 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2179072*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1189680 + 2195456*B, A + 1189680 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1189680 + 884736*B, A + 1189680 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1189680 + 1847296*B, (real *)P + 46944, A + 1189680 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1847296*B, A + 1189680 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2211840*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400336*B, A + 1189680 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2228224*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1189680 + 2244608*B, A + 1189680 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1847296*B, A + 1189680 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1189680 + 1847296*B, (real *)P + 84000, A + 1189680 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1189680 + 2260992*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400352*B, A + 1189680 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1189680 + 2277376*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1189680 + 2293760*B, A + 1189680 + 1830912*B, A + 1189680 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1189680 + 1646592*B, A + 1189680 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 1654784*B, A + 1189680 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 1646592*B, A + 1189680 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2318336*B, A + 1189680 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2310144*B, A + 1189680 + 1646592*B, A + 1189680 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400368*B, A + 1189680 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2318336*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1189680 + 2326528*B, A + 1189680 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2334720*B, A + 1189680 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1189680 + 1646592*B, A + 1189680 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1189680 + 1720320*B, (real *)P + 195168, A + 1189680 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2351104*B, A + 1189680 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2342912*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400384*B, A + 1189680 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1189680 + 2359296*B, A + 1189680 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1189680 + 2367488*B, (real *)P + 343008, A + 1189680 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400400*B, A + 1189680 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1189680 + 2334720*B, A + 1189680 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(103, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1189680 + 2334848*B, A + 1189680 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(105, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(106, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(108, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 112640*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 117760*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(113, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(119, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(128, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 709856, A + 1189680 + 2400416*B + 80*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(129, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(136, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(143, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(145, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(147, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(149, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(156, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(157, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 908128, A + 1189680 + 2400416*B + 80*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(158, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(165, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(172, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(173, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 220544*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(174, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(175, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(176, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2334976*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(180, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(181, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(182, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220416*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(183, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1189680 + 2400416*B + 80*B*T + 220432*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(184, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(187, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(189, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(192, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(193, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220480*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(194, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(195, 0, sizeof(real)*((double)1), k621_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
-    CALL(196, (double)1, sizeof(real)*((double)1 + (double)1), k623_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(197, (double)B, sizeof(real)*((double)B + (double)1), k624_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(198, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k626_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 220464*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(199, (double)B, sizeof(real)*((double)B + (double)B), k628_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(200, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k634_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), k640_neg(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(202, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k647_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(203, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k653_fused_scale_add_add_add(A + 1189680 + 2400416*B, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(204, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k654_matmul(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, A + 1189680 + 2334976*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(205, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k655_matmul(A + 1189680 + 2334976*B, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(206, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k664_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(207, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k668_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(208, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k677_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(209, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k681_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(210, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 220288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(211, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 225408*T, A + 1189680 + 2400416*B + 80*B*T + 220288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(212, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(213, 0, sizeof(real)*((double)5120*T + (double)128*T), k687_pad(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225408*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(214, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(215, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(216, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(217, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(219, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(220, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(221, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(222, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(223, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(225, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(226, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(227, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %724 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(228, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(229, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(230, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(231, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(236, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 51200*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(237, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(238, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(239, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(240, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(241, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(244, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(245, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(246, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(247, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 58880*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(248, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 64000*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(250, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 64000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(252, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(253, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 58880*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(257, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(260, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(261, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(262, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(263, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(264, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(265, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(266, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(267, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, (real *)P + 891616, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %828 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(270, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(273, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(274, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(275, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(276, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(277, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(280, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(281, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T, T)); /* %866 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(282, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(283, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(284, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(285, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(292, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(293, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(294, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(295, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(298, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(299, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(300, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(301, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(302, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(303, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(304, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(305, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(307, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(314, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(321, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (real *)P + 693344, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %970 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(325, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(326, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(327, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(328, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(329, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(330, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(331, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(333, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(334, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1002_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(335, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1005_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(336, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1006_matmul_scale(A + 1189680 + 2392064*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1006 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(338, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1009_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(339, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(340, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(341, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(342, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(343, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(344, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(345, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(346, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(347, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(348, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(349, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(350, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(351, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(352, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(353, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(354, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(355, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(357, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(358, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(360, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(361, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(362, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(363, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(364, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(365, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(366, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(367, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(368, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(369, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(370, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(371, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(372, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(373, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(374, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(375, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(376, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(377, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(378, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(379, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1103_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(380, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(383, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(384, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(385, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(386, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(387, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(393, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(394, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(395, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(396, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1143_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(397, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1144_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(398, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1146_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(399, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(400, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(420, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(425, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(426, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(427, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(433, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(434, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(435, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(436, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(437, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(438, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(439, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1239_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(440, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(454, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1279_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1280_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1282_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(460, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(469, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(470, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(471, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(472, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(473, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(474, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(475, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(476, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(477, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(478, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(480, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(493, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(497, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(498, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(499, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1375_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(500, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(514, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(515, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(516, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1418_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1420_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(520, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1426_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1427_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1441_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1445_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1448_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1450_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1458_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(536, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1460_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(195, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
+    CALL(196, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(197, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(198, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 220464*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(199, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(200, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(202, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220448*T, A + 1189680 + 2400416*B + 80*B*T + 220432*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(203, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 1189680 + 2400416*B, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 220464*T, A + 1189680 + 2400416*B + 80*B*T + 220480*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(204, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B, A + 1189680 + 2334976*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(205, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1189680 + 2334976*B, A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 220288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(206, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(207, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(208, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220544*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(209, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 220416*T, A + 1189680 + 2400416*B + 80*B*T + 220560*T, A + 1189680 + 2400416*B + 80*B*T + 220576*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(210, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 220288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(211, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 225408*T, A + 1189680 + 2400416*B + 80*B*T + 220288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(212, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 220288*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(213, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225408*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(214, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(215, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(216, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(217, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(218, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(219, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(220, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(221, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(222, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(223, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(225, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(226, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(227, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 990944, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %724 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(228, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(229, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(230, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(231, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(233, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(236, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 51200*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(237, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(238, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(239, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 51200*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(240, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(241, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(242, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(243, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(244, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(245, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(246, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(247, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 58880*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(248, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(249, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 64000*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 101120*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(250, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 64000*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(252, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(253, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 58880*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(256, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(257, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(259, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(260, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(261, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(262, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(263, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(264, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(265, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(266, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(267, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, (real *)P + 891616, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %828 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(268, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(269, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(270, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(272, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(273, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(274, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(275, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(276, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(277, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(280, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(281, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, (real *)P + 792672, A + 1189680 + 2400416*B + 80*B*T, T)); /* %866 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(282, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(283, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(284, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(285, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(286, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(287, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(291, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(292, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(293, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(294, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(295, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(296, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(297, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(298, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(299, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(300, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(301, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 94720*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(302, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(303, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 88320*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(304, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(305, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(306, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 99840*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 122880*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(307, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 94720*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(309, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 99840*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(312, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(313, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(314, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(315, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(316, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 117760*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(321, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (real *)P + 693344, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %970 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(322, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(323, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(324, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(325, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 112640*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(326, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(327, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(328, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(329, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 107520*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(330, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(331, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(333, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(334, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(335, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(336, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1189680 + 2392064*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1006 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), convirt_k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(338, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(339, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(340, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(341, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(342, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(343, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(344, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(345, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(346, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(347, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(348, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(349, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(350, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(351, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(352, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(353, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(354, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(355, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(357, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(358, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(359, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(360, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(361, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(362, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(363, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(364, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(365, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(367, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(368, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(369, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(370, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(371, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(372, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(373, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(374, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(375, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(376, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(377, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(378, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(379, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(380, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(382, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(383, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(384, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(385, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(386, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(393, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(396, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(398, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(400, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(403, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(404, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(406, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(407, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(408, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(409, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(410, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(411, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(420, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(421, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(433, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(434, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(435, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(436, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(437, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(439, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(440, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(458, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(460, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(469, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(470, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(472, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(473, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(474, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(475, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(476, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(477, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(478, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(480, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(493, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(494, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(495, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(496, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(497, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(498, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(499, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(500, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(513, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(514, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(515, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(516, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(520, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1181696, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1189632, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -11,422 +11,48 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k7_fused_sum_square:
- *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k9_fused_rsqrt_clampmin:
- *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k12_fused_sum_square:
- *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k14_fused_rsqrt_clampmin:
- *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k18_eye:
- *   %18 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k18_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k19_max:
- *   %19 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k19_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k22_fused_exp_sub:
- *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k23_sum:
- *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %41 reduce [T,1]   graphs/lib/losses.lua:12 */
-static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k24_clampmin:
- *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k30_max:
- *   %30 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k33_fused_exp_sub:
- *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k34_sum:
- *   %34 reduce [1,B]   graphs/lib/losses.lua:11
- *   %39 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k35_clampmin:
- *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k42_fused_mul_sub_add_log:
- *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k43_sum:
- *   %43 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k43_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k46_fused_scale_add_sum_sub:
- *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k58_fill:
- *   %58 fill [] (backward)  graphs/lib/model.lua:137 */
-static void k58_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k60_scale:
- *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k60_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k61_id:
- *   %61 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k61_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k63_fused_mul_id:
- *   %63 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %62 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k63_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k65_neg:
- *   %65 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k65_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k71_fused_mul_div_step:
- *   %71 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %69 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %70 map:step [1,B]  graphs/lib/losses.lua:11 */
-static void k71_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k77_neg:
- *   %77 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k77_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k84_fused_mul_div_step:
- *   %84 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %82 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %83 map:step [T,1]  graphs/lib/losses.lua:10 */
-static void k84_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k90_fused_scale_add_add_add:
- *   %90 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %89 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %81 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %76 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %67 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %66 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %73 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %72 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %79 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %78 map:id [T,B]  graphs/lib/losses.lua:10
- *     + %86 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %85 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k90_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((((in0[i1])) * (in1[i0*B + i1])) + (((in2[i1])) * (in3[i0*B + i1]))) + (((in4[i0])) * (in1[i0*B + i1]))) + (((in5[i0])) * (in6[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k91_matmul:
- *   %91 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k91_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k92_matmul:
- *   %92 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k92_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k101_fused_mul_mul_sum_mul:
- *   %101 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %99 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %95 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %94 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %98 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %97 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %96 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %100 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k101_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k105_fused_add_mul_mul_id:
- *   %105 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %93 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %104 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %102 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %103 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k105_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k114_fused_mul_mul_sum_mul:
- *   %114 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %112 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %108 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %107 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %111 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %110 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %109 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %113 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k114_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k118_fused_add_mul_mul_id:
- *   %118 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %106 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %117 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %115 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %116 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k118_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[37] = {
-    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k61_id", "%61 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k65_neg", "%65 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k71_fused_mul_div_step", "%71 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k101_fused_mul_mul_sum_mul", "%101 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k105_fused_add_mul_mul_id", "%105 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%61 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%65 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%71 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%101 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%105 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_features_loss = {37, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -445,49 +71,49 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 48 + 288*B + 80*B*T + 256*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 288*B + 80*B*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 128*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 256*B, A + 48 + 128*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48, (real *)inputs[2], A + 48 + 256*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 288*B + 16*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 288*B + 32*B*T, A + 48 + 288*B, A + 48 + 288*B + 80*B*T + 128*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 144*T, A + 48 + 288*B + 32*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 288*B + 48*B*T, A + 48 + 288*B, A + 48 + 288*B + 16*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 144*B, A + 48 + 288*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 288*B + 64*B*T, A + 48 + 288*B, A + 48 + 144*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 160*B, A + 48 + 288*B + 64*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 176*B, A + 48 + 160*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 192*B, A + 48 + 288*B + 48*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 16*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 80*B*T + 176*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 288*B + 80*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 176*B, A + 48 + 144*B, A + 48 + 192*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 48 + 288*B + 80*B*T + 256*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 48 + 288*B + 80*B*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 48 + 128*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 48 + 256*B, A + 48 + 128*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 48, (real *)inputs[2], A + 48 + 256*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 48 + 288*B + 16*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 48 + 288*B + 32*B*T, A + 48 + 288*B, A + 48 + 288*B + 80*B*T + 128*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 48 + 288*B + 80*B*T + 144*T, A + 48 + 288*B + 32*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 48 + 288*B + 48*B*T, A + 48 + 288*B, A + 48 + 288*B + 16*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 48 + 144*B, A + 48 + 288*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 48 + 288*B + 64*B*T, A + 48 + 288*B, A + 48 + 144*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 160*B, A + 48 + 288*B + 64*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 48 + 176*B, A + 48 + 160*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 192*B, A + 48 + 288*B + 48*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 16*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 80*B*T + 176*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 48 + 288*B + 80*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 176*B, A + 48 + 144*B, A + 48 + 192*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(22, 0, sizeof(real)*((double)1), k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
-    CALL(23, (double)1, sizeof(real)*((double)1 + (double)1), k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(24, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(25, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(26, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(29, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(30, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 192*B, A + 48 + 288*B + 16*B*T, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(31, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(32, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(33, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(34, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(35, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(36, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(22, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
+    CALL(23, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(24, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(25, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(26, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(29, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(30, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), convirt_features_loss_k90_fused_scale_add_add_add(A + 48 + 288*B, A + 48 + 192*B, A + 48 + 288*B + 16*B*T, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(31, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(32, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 288*B, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(33, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(34, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(35, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(36, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 288*B + 80*B*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));
 }

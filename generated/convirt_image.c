@@ -11,799 +11,107 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k3_fused_scale_addc:
- *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k3_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k6_im2col:
- *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k8_matmul:
- *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k8_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k10_permute:
- *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k10_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k13_add:
- *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k13_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k18_fused_scale_sum:
- *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %17 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k19_sub:
- *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k19_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k24_fused_rsqrt_addc_scale_sum:
- *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %23 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %22 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %21 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %20 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k25_mul:
- *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k25_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k31_fused_relu_add_mul:
- *   %31 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *     + %30 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k31_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k34_im2col:
- *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k36_matmul:
- *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k36_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k38_permute:
- *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k38_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k41_add:
- *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k41_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k46_fused_scale_sum:
- *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k47_sub:
- *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k52_fused_rsqrt_addc_scale_sum:
- *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %51 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %50 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %49 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %48 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k53_mul:
- *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k59_fused_relu_add_mul:
- *   %59 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *     + %58 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %87 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12 */
-static void k59_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k62_im2col:
- *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k116_fused_relu_add_add_mul:
- *   %116 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
- *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k116_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k119_im2col:
- *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k121_matmul:
- *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k123_permute:
- *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k123_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k126_add:
- *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k126_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k131_fused_scale_sum:
- *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %130 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k132_sub:
- *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k132_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k137_fused_rsqrt_addc_scale_sum:
- *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %136 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %135 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %134 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %133 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k138_mul:
- *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k138_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k144_fused_relu_add_mul:
- *   %144 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *     + %143 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %172 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12 */
-static void k144_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k147_im2col:
- *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k149_matmul:
- *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k149_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k201_fused_relu_add_add_mul:
- *   %201 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
- *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k201_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k204_im2col:
- *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k206_matmul:
- *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k206_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k208_permute:
- *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k208_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k211_add:
- *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k216_fused_scale_sum:
- *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %215 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k217_sub:
- *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k217_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k222_fused_rsqrt_addc_scale_sum:
- *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %221 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %220 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %219 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %218 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k223_mul:
- *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k229_fused_relu_add_mul:
- *   %229 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *     + %228 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %257 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
-static void k229_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k232_im2col:
- *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k234_matmul:
- *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k234_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k286_fused_relu_add_add_mul:
- *   %286 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
- *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k286_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k288_permute:
- *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k288_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k294_matmul_add:
- *   %294 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
-static void k294_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k295_sum:
- *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k295_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k297_scale:
- *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k297_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k301_matmul_add:
- *   %301 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k301_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[96] = {
-    {"k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k31_fused_relu_add_mul", "%31 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_fused_relu_add_mul", "%59 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_fused_relu_add_mul", "%87 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_fused_relu_add_add_mul", "%116 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_fused_relu_add_mul", "%144 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_fused_relu_add_mul", "%172 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_fused_relu_add_add_mul", "%201 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_fused_relu_add_mul", "%229 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_fused_relu_add_mul", "%257 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k286_fused_relu_add_add_mul", "%286 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k31_fused_relu_add_mul", "%31 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k59_fused_relu_add_mul", "%59 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k59_fused_relu_add_mul", "%87 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k116_fused_relu_add_add_mul", "%116 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k144_fused_relu_add_mul", "%144 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k144_fused_relu_add_mul", "%172 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k201_fused_relu_add_add_mul", "%201 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k229_fused_relu_add_mul", "%229 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k229_fused_relu_add_mul", "%257 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k286_fused_relu_add_add_mul", "%286 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_image = {96, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -820,102 +128,102 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_fused_scale_addc(A + 0, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 131072*B, A + 0, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k10_permute(A + 131072*B, A + 0, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k13_add(A + 0, A + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k18_fused_scale_sum(A + 262144*B, A + 0, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k19_sub(A + 131072*B, A + 0, A + 262144*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 131072*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k25_mul(A + 0, A + 131072*B, A + 262144*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_relu_add_mul(A + 294912*B, A + 0, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), k34_im2col(A + 0, A + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 425984*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_relu_add_mul(A + 425984*B, A + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 0, A + 425984*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 458752*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_relu_add_mul(A + 458752*B, A + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 0, A + 458752*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 458752*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k116_fused_relu_add_add_mul(A + 147456*B, A + 425984*B, A + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), k119_im2col(A + 0, A + 147456*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k121_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 90112*B, A + 73728*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 106496*B, A + 90112*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 139264*B, A + 106496*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 139264*B, A + 122880*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 122880*B, A + 139264*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_relu_add_mul(A + 196608*B, A + 180224*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 0, A + 196608*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 180224*B, (real *)P + 46944, A + 0, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 212992*B, A + 180224*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 180224*B, A + 212992*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_relu_add_mul(A + 212992*B, A + 180224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 0, A + 212992*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 180224*B, (real *)P + 84000, A + 0, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 212992*B, A + 180224*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 180224*B, A + 212992*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k201_fused_relu_add_add_mul(A + 73728*B, A + 196608*B, A + 180224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), k204_im2col(A + 0, A + 73728*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k206_matmul(A + 36864*B, (real *)P + 121056, A + 0, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 45056*B, A + 36864*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 53248*B, A + 45056*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 69632*B, A + 53248*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 61440*B, A + 53248*B, A + 69632*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 69632*B, A + 61440*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 61440*B, A + 69632*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_relu_add_mul(A + 98304*B, A + 90112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 0, A + 98304*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 90112*B, (real *)P + 195168, A + 0, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 106496*B, A + 90112*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 90112*B, A + 106496*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_relu_add_mul(A + 106496*B, A + 90112*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 0, A + 106496*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 90112*B, (real *)P + 343008, A + 0, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 106496*B, A + 90112*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 90112*B, A + 106496*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k286_fused_relu_add_add_mul(A + 106496*B, A + 98304*B, A + 90112*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, 0, sizeof(real)*((double)8192*B + (double)8192*B), k288_permute(A + 90112*B, A + 106496*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(92, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k294_matmul_add(A + 98304*B, A + 90112*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(93, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 114688*B, A + 90112*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(94, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 90112*B, A + 114688*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(95, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k301_matmul_add(A + 90240*B, A + 90112*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 0, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 131072*B, A + 0, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 131072*B, A + 0, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 0, A + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 262144*B, A + 0, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 131072*B, A + 0, A + 262144*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 131072*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 0, A + 131072*B, A + 262144*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 294912*B, A + 0, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 0, A + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 425984*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 425984*B, A + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 425984*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 458752*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 458752*B, A + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 0, A + 458752*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 0, A + 458752*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 32768*B, A + 0, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k116_fused_relu_add_add_mul(A + 147456*B, A + 425984*B, A + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 0, A + 147456*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 90112*B, A + 73728*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 106496*B, A + 90112*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 139264*B, A + 106496*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 139264*B, A + 122880*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 122880*B, A + 139264*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 196608*B, A + 180224*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 196608*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 180224*B, (real *)P + 46944, A + 0, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 212992*B, A + 180224*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 180224*B, A + 212992*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 212992*B, A + 180224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 0, A + 212992*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 180224*B, (real *)P + 84000, A + 0, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 212992*B, A + 180224*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 180224*B, A + 212992*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k201_fused_relu_add_add_mul(A + 73728*B, A + 196608*B, A + 180224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 0, A + 73728*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 36864*B, (real *)P + 121056, A + 0, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 45056*B, A + 36864*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 53248*B, A + 45056*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 69632*B, A + 53248*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 61440*B, A + 53248*B, A + 69632*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 69632*B, A + 61440*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 61440*B, A + 69632*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 98304*B, A + 90112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 98304*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 90112*B, (real *)P + 195168, A + 0, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 106496*B, A + 90112*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 90112*B, A + 106496*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 106496*B, A + 90112*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 0, A + 106496*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 90112*B, (real *)P + 343008, A + 0, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 106496*B, A + 90112*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 90112*B, A + 106496*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k286_fused_relu_add_add_mul(A + 106496*B, A + 98304*B, A + 90112*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(91, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 90112*B, A + 106496*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(92, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 98304*B, A + 90112*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(93, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 114688*B, A + 90112*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(94, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 90112*B, A + 114688*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(95, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 90240*B, A + 90112*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -11,2153 +11,336 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k3_fused_scale_addc:
- *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k3_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k6_im2col:
- *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k8_matmul:
- *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k8_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k10_permute:
- *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k10_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k13_add:
- *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k13_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k18_fused_scale_sum:
- *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %17 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k19_sub:
- *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k19_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k24_fused_rsqrt_addc_scale_sum:
- *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %23 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %22 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %21 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %20 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k25_mul:
- *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k25_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k30_fused_add_mul:
- *   %30 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k30_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k31_relu:
- *   %31 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k31_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k34_im2col:
- *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k36_matmul:
- *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k36_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k38_permute:
- *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k38_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k41_add:
- *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k41_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k46_fused_scale_sum:
- *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k47_sub:
- *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k52_fused_rsqrt_addc_scale_sum:
- *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %51 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %50 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %49 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %48 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k53_mul:
- *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k58_fused_add_mul:
- *   %58 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %86 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
-static void k58_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k59_relu:
- *   %59 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %87 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %116 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k59_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k62_im2col:
- *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k115_fused_add_add_mul:
- *   %115 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k115_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k119_im2col:
- *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k121_matmul:
- *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k123_permute:
- *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k123_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k126_add:
- *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k126_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k131_fused_scale_sum:
- *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %130 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k132_sub:
- *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k132_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k137_fused_rsqrt_addc_scale_sum:
- *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %136 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %135 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %134 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %133 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k138_mul:
- *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k138_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k143_fused_add_mul:
- *   %143 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %171 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
-static void k143_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k144_relu:
- *   %144 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %172 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %201 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k144_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k147_im2col:
- *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k149_matmul:
- *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k149_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k200_fused_add_add_mul:
- *   %200 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k200_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k204_im2col:
- *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k206_matmul:
- *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k206_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k208_permute:
- *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k208_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k211_add:
- *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k216_fused_scale_sum:
- *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %215 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k217_sub:
- *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k217_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k222_fused_rsqrt_addc_scale_sum:
- *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %221 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %220 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %219 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %218 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k223_mul:
- *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k228_fused_add_mul:
- *   %228 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %256 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k228_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k229_relu:
- *   %229 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %257 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %286 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k229_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k232_im2col:
- *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k234_matmul:
- *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k234_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k285_fused_add_add_mul:
- *   %285 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k285_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k288_permute:
- *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k288_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k294_matmul_add:
- *   %294 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
-static void k294_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k295_sum:
- *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k295_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k297_scale:
- *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k297_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k301_matmul_add:
- *   %301 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k301_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k305_fused_sum_mul:
- *   %305 fused:sum_mul [B,1]   graphs/lib/model.lua:147
- *     + %304 map:mul [B,128]  graphs/lib/model.lua:147 */
-static void k305_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k306_sum:
- *   %306 reduce [1,1]   graphs/lib/model.lua:147
- *   %311 reduce [1,1,1]   graphs/lib/model.lua:147 */
-static void k306_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k309_fused_sum_mul:
- *   %309 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
- *     + %308 map:mul [B,64,128]  graphs/lib/model.lua:147 */
-static void k309_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k310_sum:
- *   %310 reduce [B,1,1]   graphs/lib/model.lua:147 */
-static void k310_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(64*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k313_add:
- *   %313 map:add []   graphs/lib/model.lua:147 */
-static void k313_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k336_fill:
- *   %336 fill [] (backward)  graphs/lib/model.lua:147 */
-static void k336_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k338_id:
- *   %338 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
- *   %344 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
-static void k338_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k339_id:
- *   %339 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
-static void k339_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
-}
-
-/* k341_fused_mul_id:
- *   %341 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
- *     + %340 map:id [B,64,128]  graphs/lib/model.lua:147 */
-static void k341_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
-}
-
-/* k346_fused_mul_id:
- *   %346 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
- *     + %345 map:id [B,128]  graphs/lib/model.lua:147 */
-static void k346_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
-}
-
-/* k348_sum:
- *   %348 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k348_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k351_matmul:
- *   %351 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k351_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k352_matmul_scale:
- *   %352 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %350 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k352_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
-        }
-    }
-}
-
-/* k355_sum:
- *   %355 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %368 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %375 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %399 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %413 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %420 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k355_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k357_sum:
- *   %357 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k357_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k360_matmul:
- *   %360 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k360_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k361_matmul:
- *   %361 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k361_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k363_fused_add_id:
- *   %363 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %354 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-static void k363_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
-}
-
-/* k364_permute:
- *   %364 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k364_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
-}
-
-/* k367_fused_mul_step:
- *   %367 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %366 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %412 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k367_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k370_sum:
- *   %370 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %377 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %401 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %415 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %422 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %446 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k370_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k371_sum:
- *   %371 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %378 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %402 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %416 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %423 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %447 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k371_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k373_mul:
- *   %373 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %418 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %464 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k373_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k374_mul:
- *   %374 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %419 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %465 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k374_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k388_fused_scale_mul_sum_mul:
- *   %388 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %387 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %383 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %382 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %386 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %385 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %384 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %433 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %479 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k388_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k392_fused_add_mul_mul_id:
- *   %392 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %381 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %391 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %389 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %390 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %437 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %483 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k392_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k395_fused_scale_sum_neg:
- *   %395 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %394 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %393 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %440 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %486 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k395_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k397_fused_add_id:
- *   %397 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %396 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %442 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %488 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k397_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k405_permute:
- *   %405 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %450 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %496 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k405_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k407_matmul:
- *   %407 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %452 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k407_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k408_matmul:
- *   %408 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %453 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k408_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k410_col2im:
- *   %410 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %455 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k410_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k458_fused_mul_add_step:
- *   %458 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %456 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %457 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k458_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k498_matmul:
- *   %498 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k498_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k499_matmul:
- *   %499 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k499_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k501_col2im:
- *   %501 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k501_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k503_fused_mul_step:
- *   %503 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %502 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %548 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k503_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k504_sum:
- *   %504 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %511 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %535 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %549 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %556 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %580 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k504_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k506_sum:
- *   %506 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %513 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %537 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %551 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %558 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %582 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k506_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k507_sum:
- *   %507 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %514 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %538 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %552 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %559 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %583 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k507_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k509_mul:
- *   %509 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %554 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %600 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k509_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k510_mul:
- *   %510 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %555 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %601 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k510_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k524_fused_scale_mul_sum_mul:
- *   %524 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %523 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %519 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %518 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %522 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %521 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %520 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %569 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %615 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k524_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k528_fused_add_mul_mul_id:
- *   %528 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %517 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %527 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %525 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %526 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %573 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %619 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k528_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k531_fused_scale_sum_neg:
- *   %531 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %530 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %529 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %576 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %622 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k531_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k533_fused_add_id:
- *   %533 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %532 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %578 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %624 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k533_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k541_permute:
- *   %541 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %586 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %632 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k541_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k543_matmul:
- *   %543 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %588 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k543_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k544_matmul:
- *   %544 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %589 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k544_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k546_col2im:
- *   %546 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %591 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k546_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k594_fused_mul_add_step:
- *   %594 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %592 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %593 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-static void k594_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k634_matmul:
- *   %634 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k634_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k635_matmul:
- *   %635 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k635_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k637_col2im:
- *   %637 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k637_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k639_fused_mul_step:
- *   %639 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %638 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %684 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k639_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k640_sum:
- *   %640 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %647 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %671 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %685 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %692 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %716 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k640_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k642_sum:
- *   %642 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %649 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %673 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %687 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %694 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %718 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k642_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k643_sum:
- *   %643 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %650 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %674 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %688 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %695 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %719 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k643_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k645_mul:
- *   %645 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %690 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %736 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k645_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k646_mul:
- *   %646 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %691 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %737 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k646_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k660_fused_scale_mul_sum_mul:
- *   %660 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %659 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %655 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %654 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %658 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %657 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %656 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %705 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %751 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k660_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k664_fused_add_mul_mul_id:
- *   %664 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %653 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %663 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %661 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %662 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %709 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %755 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k664_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k667_fused_scale_sum_neg:
- *   %667 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %666 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %665 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %712 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %758 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k667_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k669_fused_add_id:
- *   %669 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %668 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %714 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %760 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k669_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k677_permute:
- *   %677 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %722 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %768 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k677_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k679_matmul:
- *   %679 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %724 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %770 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k679_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k680_matmul:
- *   %680 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %725 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %771 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k680_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k682_col2im:
- *   %682 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %727 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k682_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k730_fused_mul_add_step:
- *   %730 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %728 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %729 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-static void k730_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k773_col2im:
- *   %773 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k773_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k775_fused_mul_step:
- *   %775 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %774 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k775_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k776_sum:
- *   %776 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %783 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %807 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k776_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k778_sum:
- *   %778 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %785 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %809 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k778_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k779_sum:
- *   %779 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %786 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %810 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k779_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k781_mul:
- *   %781 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k781_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k782_mul:
- *   %782 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k782_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k796_fused_scale_mul_sum_mul:
- *   %796 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %795 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %791 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %790 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %794 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %793 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %792 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k796_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k800_fused_add_mul_mul_id:
- *   %800 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %789 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %799 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %797 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %798 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k800_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k803_fused_scale_sum_neg:
- *   %803 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %802 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %801 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k803_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k805_fused_add_id:
- *   %805 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %804 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k805_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k813_permute:
- *   %813 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k813_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k815_matmul:
- *   %815 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k815_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[325] = {
-    {"k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k30_fused_add_mul", "%30 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k31_relu", "%31 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_fused_add_mul", "%58 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_relu", "%59 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_fused_add_mul", "%86 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_relu", "%87 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k115_fused_add_add_mul", "%115 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k59_relu", "%116 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k143_fused_add_mul", "%143 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_relu", "%144 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k143_fused_add_mul", "%171 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_relu", "%172 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_fused_add_add_mul", "%200 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k144_relu", "%201 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k228_fused_add_mul", "%228 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_relu", "%229 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k228_fused_add_mul", "%256 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_relu", "%257 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k285_fused_add_add_mul", "%285 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k229_relu", "%286 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k305_fused_sum_mul", "%305 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k306_sum", "%306 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k309_fused_sum_mul", "%309 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k310_sum", "%310 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k306_sum", "%311 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k313_add", "%313 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k336_fill", "%336 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k338_id", "%338 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k339_id", "%339 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k341_fused_mul_id", "%341 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k338_id", "%344 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k346_fused_mul_id", "%346 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k348_sum", "%348 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k351_matmul", "%351 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k352_matmul_scale", "%352 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k355_sum", "%355 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k357_sum", "%357 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k360_matmul", "%360 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k361_matmul", "%361 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k363_fused_add_id", "%363 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k364_permute", "%364 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k367_fused_mul_step", "%367 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k355_sum", "%368 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k370_sum", "%370 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k371_sum", "%371 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k373_mul", "%373 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k374_mul", "%374 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k355_sum", "%375 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k370_sum", "%377 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k371_sum", "%378 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k388_fused_scale_mul_sum_mul", "%388 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k392_fused_add_mul_mul_id", "%392 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k395_fused_scale_sum_neg", "%395 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k397_fused_add_id", "%397 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k355_sum", "%399 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k370_sum", "%401 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k371_sum", "%402 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k405_permute", "%405 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k407_matmul", "%407 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k408_matmul", "%408 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k410_col2im", "%410 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k367_fused_mul_step", "%412 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k355_sum", "%413 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_sum", "%415 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k371_sum", "%416 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k373_mul", "%418 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k374_mul", "%419 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k355_sum", "%420 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_sum", "%422 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k371_sum", "%423 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k388_fused_scale_mul_sum_mul", "%433 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k392_fused_add_mul_mul_id", "%437 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k395_fused_scale_sum_neg", "%440 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k397_fused_add_id", "%442 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k355_sum", "%444 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k370_sum", "%446 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k371_sum", "%447 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k405_permute", "%450 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k407_matmul", "%452 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k408_matmul", "%453 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k410_col2im", "%455 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k458_fused_mul_add_step", "%458 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k355_sum", "%459 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_sum", "%461 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k371_sum", "%462 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k373_mul", "%464 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k374_mul", "%465 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k355_sum", "%466 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_sum", "%468 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k371_sum", "%469 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k388_fused_scale_mul_sum_mul", "%479 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k392_fused_add_mul_mul_id", "%483 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k395_fused_scale_sum_neg", "%486 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k397_fused_add_id", "%488 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k355_sum", "%490 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k370_sum", "%492 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k371_sum", "%493 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k405_permute", "%496 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k498_matmul", "%498 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k499_matmul", "%499 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k501_col2im", "%501 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k503_fused_mul_step", "%503 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k504_sum", "%504 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k506_sum", "%506 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k507_sum", "%507 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k509_mul", "%509 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k510_mul", "%510 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k504_sum", "%511 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k506_sum", "%513 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k507_sum", "%514 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k524_fused_scale_mul_sum_mul", "%524 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k528_fused_add_mul_mul_id", "%528 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k531_fused_scale_sum_neg", "%531 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k533_fused_add_id", "%533 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k504_sum", "%535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k506_sum", "%537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k507_sum", "%538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k541_permute", "%541 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k543_matmul", "%543 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k544_matmul", "%544 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k546_col2im", "%546 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k503_fused_mul_step", "%548 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k504_sum", "%549 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_sum", "%551 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k507_sum", "%552 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k509_mul", "%554 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k510_mul", "%555 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%556 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_sum", "%558 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k507_sum", "%559 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k524_fused_scale_mul_sum_mul", "%569 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k528_fused_add_mul_mul_id", "%573 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k531_fused_scale_sum_neg", "%576 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k533_fused_add_id", "%578 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%580 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k506_sum", "%582 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k507_sum", "%583 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k541_permute", "%586 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k543_matmul", "%588 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k544_matmul", "%589 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k546_col2im", "%591 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k594_fused_mul_add_step", "%594 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k504_sum", "%595 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_sum", "%597 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k507_sum", "%598 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k509_mul", "%600 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k510_mul", "%601 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%602 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_sum", "%604 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k507_sum", "%605 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k524_fused_scale_mul_sum_mul", "%615 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k528_fused_add_mul_mul_id", "%619 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k531_fused_scale_sum_neg", "%622 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k533_fused_add_id", "%624 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%626 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k506_sum", "%628 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k507_sum", "%629 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k541_permute", "%632 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k634_matmul", "%634 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k635_matmul", "%635 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k637_col2im", "%637 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k639_fused_mul_step", "%639 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k640_sum", "%640 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k642_sum", "%642 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k643_sum", "%643 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k645_mul", "%645 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k646_mul", "%646 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k640_sum", "%647 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k642_sum", "%649 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k643_sum", "%650 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k660_fused_scale_mul_sum_mul", "%660 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k664_fused_add_mul_mul_id", "%664 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k667_fused_scale_sum_neg", "%667 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k669_fused_add_id", "%669 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k640_sum", "%671 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k642_sum", "%673 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k643_sum", "%674 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k677_permute", "%677 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k679_matmul", "%679 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k680_matmul", "%680 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k682_col2im", "%682 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k639_fused_mul_step", "%684 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k640_sum", "%685 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_sum", "%687 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k643_sum", "%688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k645_mul", "%690 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k646_mul", "%691 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k640_sum", "%692 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_sum", "%694 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k643_sum", "%695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k660_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k664_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k667_fused_scale_sum_neg", "%712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k669_fused_add_id", "%714 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k640_sum", "%716 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k642_sum", "%718 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k643_sum", "%719 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k677_permute", "%722 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k679_matmul", "%724 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k680_matmul", "%725 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k682_col2im", "%727 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k730_fused_mul_add_step", "%730 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k640_sum", "%731 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_sum", "%733 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k643_sum", "%734 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k645_mul", "%736 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k646_mul", "%737 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k640_sum", "%738 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_sum", "%740 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k643_sum", "%741 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k660_fused_scale_mul_sum_mul", "%751 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k664_fused_add_mul_mul_id", "%755 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k667_fused_scale_sum_neg", "%758 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k669_fused_add_id", "%760 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k640_sum", "%762 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k642_sum", "%764 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k643_sum", "%765 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k677_permute", "%768 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k679_matmul", "%770 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k680_matmul", "%771 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k773_col2im", "%773 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k775_fused_mul_step", "%775 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k776_sum", "%776 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k778_sum", "%778 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_sum", "%779 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k781_mul", "%781 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k782_mul", "%782 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k776_sum", "%783 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k778_sum", "%785 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_sum", "%786 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k796_fused_scale_mul_sum_mul", "%796 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k800_fused_add_mul_mul_id", "%800 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k803_fused_scale_sum_neg", "%803 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k805_fused_add_id", "%805 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k776_sum", "%807 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k778_sum", "%809 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k779_sum", "%810 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k813_permute", "%813 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k815_matmul", "%815 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%30 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%31 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%58 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%59 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%86 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%87 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%115 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%116 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%143 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%144 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%171 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%172 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%200 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%201 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%228 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%229 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%256 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%257 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%285 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%286 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k294_matmul_add", "%294 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%301 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k305_fused_sum_mul", "%305 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k306_sum", "%306 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k309_fused_sum_mul", "%309 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k310_sum", "%310 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k306_sum", "%311 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%313 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%336 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%338 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k339_id", "%339 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k341_fused_mul_id", "%341 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%344 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k346_fused_mul_id", "%346 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k348_sum", "%348 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k351_matmul", "%351 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k352_matmul_scale", "%352 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%355 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k357_sum", "%357 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k360_matmul", "%360 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k361_matmul", "%361 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k363_fused_add_id", "%363 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k364_permute", "%364 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%367 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%368 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%370 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%371 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%373 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%374 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%375 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%377 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%378 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%388 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%392 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%395 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%397 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%399 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%401 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%402 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%405 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%407 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%408 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%410 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%412 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%413 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%415 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%416 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%418 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%419 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%420 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%422 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%423 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%433 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%437 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%440 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%442 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%444 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%446 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%447 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%450 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%452 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%453 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%455 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%458 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%459 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%461 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%462 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%464 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%465 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%466 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%468 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%469 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%479 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%483 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%486 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%488 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%490 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%492 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%493 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%496 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%498 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%499 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%501 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%503 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%504 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%506 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%507 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%509 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%510 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%511 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%513 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%514 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%524 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%528 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%531 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%533 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%541 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%543 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%544 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%546 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%548 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%549 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%551 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%552 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%554 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%555 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%556 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%558 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%559 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%569 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%573 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%576 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%578 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%580 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%582 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%583 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%586 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%588 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%589 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%591 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%594 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%595 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%597 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%598 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%600 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%601 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%602 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%604 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%605 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%615 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%619 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%622 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%624 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%626 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%628 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%629 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%632 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%634 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%635 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%637 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%639 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%640 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%642 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%643 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%645 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%646 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%647 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%649 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%650 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%660 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%664 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%667 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%669 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%671 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%673 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%674 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%677 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%679 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%680 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%682 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%684 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%685 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%687 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%690 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%691 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%692 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%694 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%714 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%716 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%718 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%719 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%722 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%724 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%725 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%727 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%730 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%731 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%733 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%734 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%736 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%737 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%738 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%740 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%741 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%751 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%755 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%758 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%760 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%762 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%764 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%765 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%768 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%770 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%771 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%773 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%775 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%776 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%778 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%779 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%781 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%782 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%783 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%785 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%786 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%796 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%800 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%803 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%805 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%807 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%809 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%810 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%813 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%815 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_image_vjp = {325, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -2174,336 +357,336 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_fused_scale_addc(A + 656688, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 656688 + 1794048*B, A + 656688, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1794048*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k10_permute(A + 656688 + 131072*B, A + 656688, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k13_add(A + 656688, A + 656688 + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k18_fused_scale_sum(A + 656688 + 1310720*B, A + 656688, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k19_sub(A + 656688 + 1179648*B, A + 656688, A + 656688 + 1310720*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k24_fused_rsqrt_addc_scale_sum(A + 656688 + 2416896*B, A + 656688 + 1179648*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k25_mul(A + 656688 + 1310720*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k30_fused_add_mul(A + 656688 + 1441792*B, A + 656688 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %30 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k31_relu(A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %31 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k34_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 384, A + 656688, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1830912*B, A + 656688 + 1572864*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 1867776*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416912*B, A + 656688 + 1867776*B, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 1900544*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k58_fused_add_mul(A + 656688 + 1933312*B, A + 656688 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %58 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %59 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 656688 + 294912*B, A + 656688 + 1830912*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 1966080*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416928*B, A + 656688 + 1966080*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 1998848*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k58_fused_add_mul(A + 656688 + 2031616*B, A + 656688 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %86 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1572864*B, A + 656688 + 2031616*B, B)); /* %87 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 656688 + 589824*B, A + 656688 + 1572864*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 2064384*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416944*B, A + 656688 + 2064384*B, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 2097152*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k115_fused_add_add_mul(A + 656688 + 2129920*B, A + 656688 + 1830912*B, A + 656688 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %115 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %116 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k119_im2col(A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k121_matmul(A + 656688 + 1830912*B, (real *)P + 28320, A + 656688 + 1572864*B, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2162688*B, A + 656688 + 1830912*B, A + 656688 + 1847296*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416960*B, A + 656688 + 2162688*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2179072*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k143_fused_add_mul(A + 656688 + 2195456*B, A + 656688 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %143 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %144 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 656688 + 884736*B, A + 656688 + 1830912*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 656688 + 1847296*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1847296*B, A + 656688 + 1032192*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2211840*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416976*B, A + 656688 + 2211840*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2228224*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k143_fused_add_mul(A + 656688 + 2244608*B, A + 656688 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %171 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1847296*B, A + 656688 + 2244608*B, B)); /* %172 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 656688 + 1847296*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1646592*B, A + 656688 + 1847296*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1847296*B, A + 656688 + 1646592*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2260992*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416992*B, A + 656688 + 2260992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2277376*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k200_fused_add_add_mul(A + 656688 + 2293760*B, A + 656688 + 1830912*B, A + 656688 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %200 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1646592*B, A + 656688 + 2293760*B, B)); /* %201 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k204_im2col(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k206_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 1830912*B, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 1654784*B, A + 656688 + 1646592*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 1646592*B, A + 656688 + 1654784*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 2318336*B, A + 656688 + 1646592*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2310144*B, A + 656688 + 1646592*B, A + 656688 + 2318336*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417008*B, A + 656688 + 2310144*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2318336*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k228_fused_add_mul(A + 656688 + 2326528*B, A + 656688 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %228 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2334720*B, A + 656688 + 2326528*B, B)); /* %229 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 656688 + 1646592*B, A + 656688 + 2334720*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 656688 + 1720320*B, (real *)P + 195168, A + 656688 + 1646592*B, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 1720320*B, A + 656688 + 1728512*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2342912*B, A + 656688 + 1720320*B, A + 656688 + 1728512*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417024*B, A + 656688 + 2342912*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2351104*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k228_fused_add_mul(A + 656688 + 2359296*B, A + 656688 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %256 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %257 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 656688 + 1720320*B, A + 656688 + 2367488*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 656688 + 2367488*B, (real *)P + 343008, A + 656688 + 1720320*B, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 2375680*B, A + 656688 + 2367488*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 2367488*B, A + 656688 + 2375680*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 2383872*B, A + 656688 + 2367488*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2383872*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417040*B, A + 656688 + 2375680*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k285_fused_add_add_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %285 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2334720*B, A + 656688 + 2383872*B, B)); /* %286 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k288_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k294_matmul_add(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2408448*B, A + 656688 + 2400256*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k301_matmul_add(A + 656688 + 2416640*B, A + 656688 + 2408448*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
-    CALL(107, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2334720*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(109, (double)64*B, sizeof(real)*((double)B + (double)64*B), k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(110, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(111, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 656688, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 656688 + 1794048*B, A + 656688, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1794048*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 656688 + 131072*B, A + 656688, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 656688, A + 656688 + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 656688 + 1310720*B, A + 656688, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 656688 + 1179648*B, A + 656688, A + 656688 + 1310720*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 656688 + 2416896*B, A + 656688 + 1179648*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 656688 + 1310720*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 656688 + 1441792*B, A + 656688 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %30 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %31 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 384, A + 656688, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1830912*B, A + 656688 + 1572864*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 1867776*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416912*B, A + 656688 + 1867776*B, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 1900544*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 656688 + 1933312*B, A + 656688 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %58 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %59 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 656688 + 294912*B, A + 656688 + 1830912*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 1966080*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416928*B, A + 656688 + 1966080*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 1998848*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 656688 + 2031616*B, A + 656688 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %86 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1572864*B, A + 656688 + 2031616*B, B)); /* %87 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 656688 + 589824*B, A + 656688 + 1572864*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 656688 + 1572864*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 656688 + 2064384*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416944*B, A + 656688 + 2064384*B, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 656688 + 2097152*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 656688 + 2129920*B, A + 656688 + 1830912*B, A + 656688 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %115 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %116 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 656688 + 1830912*B, (real *)P + 28320, A + 656688 + 1572864*B, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2162688*B, A + 656688 + 1830912*B, A + 656688 + 1847296*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416960*B, A + 656688 + 2162688*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2179072*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 656688 + 2195456*B, A + 656688 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %143 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %144 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 656688 + 884736*B, A + 656688 + 1830912*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 656688 + 1847296*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1847296*B, A + 656688 + 1032192*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2211840*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416976*B, A + 656688 + 2211840*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2228224*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 656688 + 2244608*B, A + 656688 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %171 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1847296*B, A + 656688 + 2244608*B, B)); /* %172 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 656688 + 1847296*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 656688 + 1646592*B, A + 656688 + 1847296*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 656688 + 1847296*B, A + 656688 + 1646592*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 656688 + 2260992*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416992*B, A + 656688 + 2260992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 656688 + 2277376*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 656688 + 2293760*B, A + 656688 + 1830912*B, A + 656688 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %200 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 656688 + 1646592*B, A + 656688 + 2293760*B, B)); /* %201 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 1830912*B, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 1654784*B, A + 656688 + 1646592*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 1646592*B, A + 656688 + 1654784*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 2318336*B, A + 656688 + 1646592*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2310144*B, A + 656688 + 1646592*B, A + 656688 + 2318336*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417008*B, A + 656688 + 2310144*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2318336*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 656688 + 2326528*B, A + 656688 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %228 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2334720*B, A + 656688 + 2326528*B, B)); /* %229 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 656688 + 1646592*B, A + 656688 + 2334720*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 656688 + 1720320*B, (real *)P + 195168, A + 656688 + 1646592*B, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 1720320*B, A + 656688 + 1728512*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2342912*B, A + 656688 + 1720320*B, A + 656688 + 1728512*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417024*B, A + 656688 + 2342912*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2351104*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 656688 + 2359296*B, A + 656688 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %256 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %257 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 656688 + 1720320*B, A + 656688 + 2367488*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 656688 + 2367488*B, (real *)P + 343008, A + 656688 + 1720320*B, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 656688 + 2375680*B, A + 656688 + 2367488*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 656688 + 2367488*B, A + 656688 + 2375680*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 656688 + 2383872*B, A + 656688 + 2367488*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2383872*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417040*B, A + 656688 + 2375680*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %285 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 656688 + 2334720*B, A + 656688 + 2383872*B, B)); /* %286 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %294 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 656688 + 2408448*B, A + 656688 + 2400256*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 656688 + 2416640*B, A + 656688 + 2408448*B, (real *)P + 507360, (real *)P + 523744, B)); /* %301 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), convirt_image_vjp_k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(107, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2334720*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(109, (double)64*B, sizeof(real)*((double)B + (double)64*B), convirt_image_vjp_k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(110, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(111, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(112, 0, sizeof(real)*((double)1), k336_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
-    CALL(113, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(114, (double)64*B, sizeof(real)*((double)64*B + (double)B), k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(115, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), k341_fused_mul_id(A + 656688 + 2400256*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(116, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(117, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
-    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(119, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(120, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k352_matmul_scale(A + 656688 + 2416768*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %352 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(122, (double)8192, sizeof(real)*((double)128 + (double)8192), k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(123, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2400256*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(124, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k361_matmul(A + 608256, A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(125, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k363_fused_add_id(A + 656688 + 2392064*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(126, 0, sizeof(real)*((double)8192*B + (double)8192*B), k364_permute(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(127, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2392064*B, A + 656688 + 2400256*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(128, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(129, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(130, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2392064*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(132, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2400256*B, A + 656688 + 2392064*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(133, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(134, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(135, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(136, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(137, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(138, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(139, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(148, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(149, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(150, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2359296*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(154, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(155, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(157, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2383872*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(158, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(159, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(160, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(161, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(162, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(163, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(164, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(165, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(166, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(167, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2392064*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(168, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(169, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(170, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(172, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(173, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2342912*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(174, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(175, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(176, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(177, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(178, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(179, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(180, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(181, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(182, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(183, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(184, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(185, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(186, 0, sizeof(real)*((double)16384*B + (double)36864*B), k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(187, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(191, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(192, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(193, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(194, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(195, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(208, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(209, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(210, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(211, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(212, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(213, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(214, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(215, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(216, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(217, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(218, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(219, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(220, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(221, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(222, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(223, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(224, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(225, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(226, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(227, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(231, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(232, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(233, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(234, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(239, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(240, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(241, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(242, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(243, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(244, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(245, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(246, 0, sizeof(real)*((double)32768*B + (double)73728*B), k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(247, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(248, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(249, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(250, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(251, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(260, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(261, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(262, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(263, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(264, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(265, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(266, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(267, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(268, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(281, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(282, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(283, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(285, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(287, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(288, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(290, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(291, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(292, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(293, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(294, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(295, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(296, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(297, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(298, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(299, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(300, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(301, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(302, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(303, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(304, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(305, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(306, 0, sizeof(real)*((double)131072*B + (double)294912*B), k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(307, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(308, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(309, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(310, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(311, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(312, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(313, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(314, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(315, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(316, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(317, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(318, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k803_fused_scale_sum_neg(A + 656688 + 2342912*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(319, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2342912*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(321, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(322, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(323, 0, sizeof(real)*((double)131072*B + (double)131072*B), k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(324, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
+    CALL(113, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(114, (double)64*B, sizeof(real)*((double)64*B + (double)B), convirt_image_vjp_k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(115, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), convirt_image_vjp_k341_fused_mul_id(A + 656688 + 2400256*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(116, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(117, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), convirt_image_vjp_k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(118, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(119, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(120, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 656688 + 2416768*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %352 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(122, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(123, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2400256*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(124, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 608256, A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(125, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 656688 + 2392064*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(126, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 656688 + 2400256*B, A + 656688 + 2392064*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(127, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 656688 + 2392064*B, A + 656688 + 2400256*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(128, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(129, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(130, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2383872*B, A + 656688 + 2392064*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(132, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2400256*B, A + 656688 + 2392064*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(133, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2400256*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(134, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(135, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(136, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(137, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(148, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(150, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2383872*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2359296*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(154, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(155, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(156, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(157, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2383872*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(158, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(159, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(160, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(161, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(162, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(163, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(164, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(165, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(166, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(167, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2392064*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(168, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(169, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(170, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(172, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2342912*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(174, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(179, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(180, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(181, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(182, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(183, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(184, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(185, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(186, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(187, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(188, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(189, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(190, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(191, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(192, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(193, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(194, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(195, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(208, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(209, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(210, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(211, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(212, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(213, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(214, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(215, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(221, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(222, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(223, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(224, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(225, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(226, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(227, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(231, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(232, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(233, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(234, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(240, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(241, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(242, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(243, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(244, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(245, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(246, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(247, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(248, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(249, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(250, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(251, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(261, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(262, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(263, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(264, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(265, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(266, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(267, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(268, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(280, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(281, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(282, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(283, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(284, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(285, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(287, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(288, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(291, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(292, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(293, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(294, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(295, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(300, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(301, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(302, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(303, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(305, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(306, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(307, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(308, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(309, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(310, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(311, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(312, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(313, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(314, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(315, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 656688 + 2342912*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(319, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2342912*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(320, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(321, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(322, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(323, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(324, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 656640, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

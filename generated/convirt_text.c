@@ -11,420 +11,70 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k5_gather:
- *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k5_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k6_add:
- *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k6_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k10_fused_scale_sum:
- *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %163 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %190 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k10_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k11_sub:
- *   %11 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %74 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %101 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %164 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %191 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k11_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k16_fused_rsqrt_addc_scale_sum:
- *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %79 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %106 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %169 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %196 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k16_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k19_fused_add_mul_mul:
- *   %19 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *     + %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %82 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %109 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %172 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %199 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k19_fused_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i0])) * (in2[i1])) + (in3[i1]);
-}
-
-/* k25_matmul_add:
- *   %25 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %33 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %115 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %123 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %131 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k25_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k27_permute:
- *   %27 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %35 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %43 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %117 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %125 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %133 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14 */
-static void k27_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k50_fused_scale_addc_neg:
- *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k51_matmul_add_mul_scale:
- *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k52_max:
- *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k52_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k56_fused_mul_exp_sub:
- *   %56 fused:mul_exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %55 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %146 fused:mul_exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k56_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (exp_real(((in0[i0*6400 + i1*40 + i2]) - (in1[i0*160 + i1])))) * (in2[i0*40 + i2]);
-}
-
-/* k58_fused_clampmin_sum:
- *   %58 fused:clampmin_sum [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *     + %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %148 fused:clampmin_sum [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k58_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += in0[i0*40 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
-}
-
-/* k59_div:
- *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k59_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k60_matmul:
- *   %60 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %150 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k61_permute:
- *   %61 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %151 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18 */
-static void k61_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k69_matmul_add_add:
- *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k69_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k89_matmul_gelu_add:
- *   %89 matmul+gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25
- *     + %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *     + %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24
- *   %179 matmul+gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k89_matmul_gelu_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (gelu_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = gelu_tanh(((o[c]) + (in2[lb2 + c])));
-        }
-    }
-}
-
-/* k96_matmul_add_add:
- *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k96_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k200_slice:
- *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k200_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k205_matmul_add:
- *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k205_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k206_slice:
- *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k206_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
-}
-
-/* k212_matmul_add:
- *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
-static void k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[59] = {
-    {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k11_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul_mul", "%19 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k69_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul_mul", "%82 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_matmul_gelu_add", "%89 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k96_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul_mul", "%109 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k51_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k69_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul_mul", "%172 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_matmul_gelu_add", "%179 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k96_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul_mul", "%199 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k205_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul", "%19 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_text_k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_text_k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul", "%82 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_text_k89_matmul_gelu_add", "%89 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul", "%109 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_text_k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_text_k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul", "%172 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_text_k89_matmul_gelu_add", "%179 matmul+gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_text_k19_fused_add_mul_mul", "%199 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_text = {59, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -441,65 +91,65 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k5_gather(A + 0, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 12800*T, A + 0, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 12800*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(5, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(7, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 17920*T, A + 0, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(8, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 0, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(10, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 0, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(12, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 33280*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(13, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 0, A + 17920*T, A + 23040*T, (real *)inputs[1], A + 33280*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(14, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 0, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(15, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(16, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 6400*T, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 0, A + 6400*T, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(18, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 6400*T, A + 0, A + 28160*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(19, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 0, A + 6400*T, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(20, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 20480*T, A + 0, (real *)P + 185984, A + 12800*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(21, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 25600*T, A + 20480*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(22, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 20480*T, A + 25600*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(23, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(24, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 30720*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(25, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %89 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(26, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 25600*T, A + 0, (real *)P + 268800, A + 20480*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(27, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 30720*T, A + 25600*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(28, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 25600*T, A + 30720*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(29, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(30, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 30720*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(31, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(32, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 10240*T, A + 0, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(33, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(34, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 15360*T, A + 0, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(35, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 0, A + 5120*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(36, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 20480*T, A + 0, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(37, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 0, A + 10240*T, A + 15360*T, (real *)inputs[1], A + 33280*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(38, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 12800*T, A + 0, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(39, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 12800*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(40, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 12800*T, A + 6400*T, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(41, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 0, A + 6400*T, A + 12800*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(42, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 6400*T, A + 0, A + 20480*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(43, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 0, A + 6400*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(44, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 20480*T, A + 0, (real *)P + 384256, A + 25600*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(45, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 20480*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(46, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 20480*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(47, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(48, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 5120*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(49, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 401024, (real *)P + 466560, T)); /* %179 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(50, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 25600*T, A + 0, (real *)P + 467072, A + 20480*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(51, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 25600*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 25600*T, A + 5120*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(53, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(54, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(55, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(56, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k205_matmul_add(A + 10240*T, A + 0, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(57, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(58, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k212_matmul_add(A + 4992*T, A + 0, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 0, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 12800*T, A + 0, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 5120*T, A + 12800*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(5, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(6, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(7, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 17920*T, A + 0, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 23040*T, A + 0, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(10, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 28160*T, A + 0, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(12, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 33280*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(13, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 0, A + 17920*T, A + 23040*T, (real *)inputs[1], A + 33280*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(14, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 17920*T, A + 0, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(15, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), convirt_text_k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(16, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_text_k58_fused_clampmin_sum(A + 17920*T, A + 6400*T, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 0, A + 6400*T, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 6400*T, A + 0, A + 28160*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(19, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 0, A + 6400*T, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(20, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 20480*T, A + 0, (real *)P + 185984, A + 12800*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(21, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 25600*T, A + 20480*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(22, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 0, A + 20480*T, A + 25600*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(23, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(24, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 30720*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(25, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_text_k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %89 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(26, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 25600*T, A + 0, (real *)P + 268800, A + 20480*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(27, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 30720*T, A + 25600*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(28, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 0, A + 25600*T, A + 30720*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(29, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 30720*T, A + 0, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(30, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 30720*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(31, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(32, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 10240*T, A + 0, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(33, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(34, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 15360*T, A + 0, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(35, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 0, A + 5120*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(36, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 20480*T, A + 0, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(37, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 0, A + 10240*T, A + 15360*T, (real *)inputs[1], A + 33280*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(38, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 12800*T, A + 0, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(39, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), convirt_text_k56_fused_mul_exp_sub(A + 6400*T, A + 0, A + 12800*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(40, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_text_k58_fused_clampmin_sum(A + 12800*T, A + 6400*T, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(41, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 0, A + 6400*T, A + 12800*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(42, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 6400*T, A + 0, A + 20480*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(43, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 0, A + 6400*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(44, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 20480*T, A + 0, (real *)P + 384256, A + 25600*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(45, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 5120*T, A + 20480*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(46, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 0, A + 20480*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(47, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(48, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul(A + 25600*T, A + 0, A + 5120*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(49, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_text_k89_matmul_gelu_add(A + 0, A + 25600*T, (real *)P + 401024, (real *)P + 466560, T)); /* %179 matmul+gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(50, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 25600*T, A + 0, (real *)P + 467072, A + 20480*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(51, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 5120*T, A + 25600*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(52, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 0, A + 25600*T, A + 5120*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(53, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(54, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), convirt_text_k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(55, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(56, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 10240*T, A + 0, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(57, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(58, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 4992*T, A + 0, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

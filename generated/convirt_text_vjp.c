@@ -11,1175 +11,223 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k5_gather:
- *   %5 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k5_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k6_add:
- *   %6 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k6_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k10_fused_scale_sum:
- *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %163 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %190 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k10_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k11_sub:
- *   %11 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %74 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %101 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %164 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %191 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k11_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k16_fused_rsqrt_addc_scale_sum:
- *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %79 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %106 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %169 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %196 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k16_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k17_mul:
- *   %17 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %80 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %107 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %170 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %197 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k17_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k19_fused_add_mul:
- *   %19 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %82 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %109 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %172 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %199 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k19_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k25_matmul_add:
- *   %25 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %33 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %115 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %123 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %131 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k25_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k27_permute:
- *   %27 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %35 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %43 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %117 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %125 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %133 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k27_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k50_fused_scale_addc_neg:
- *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k51_matmul_add_mul_scale:
- *   %51 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %141 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k52_max:
- *   %52 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %142 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k52_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k55_fused_exp_sub:
- *   %55 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %145 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k55_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
-}
-
-/* k56_mul:
- *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k57_sum:
- *   %57 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k57_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k58_clampmin:
- *   %58 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %148 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k58_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k59_div:
- *   %59 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %149 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k59_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k60_matmul:
- *   %60 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %150 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %396 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %538 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k60_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k61_permute:
- *   %61 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %151 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %398 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %408 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %419 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %540 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k61_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k69_matmul_add_add:
- *   %69 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %159 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k69_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k88_matmul_add:
- *   %88 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %178 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k88_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k89_gelu:
- *   %89 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %179 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k89_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
-}
-
-/* k96_matmul_add_add:
- *   %96 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %186 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k96_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k200_slice:
- *   %200 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k200_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k205_matmul_add:
- *   %205 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k205_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k206_slice:
- *   %206 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k206_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
-}
-
-/* k212_matmul_add:
- *   %212 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *     + %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
-static void k212_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k216_fused_sum_mul:
- *   %216 fused:sum_mul [T,1]   graphs/lib/model.lua:157
- *     + %215 map:mul [T,128]  graphs/lib/model.lua:157 */
-static void k216_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k217_sum:
- *   %217 reduce [1,1]   graphs/lib/model.lua:157
- *   %222 reduce [1,1,1]   graphs/lib/model.lua:157 */
-static void k217_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k220_fused_sum_mul:
- *   %220 fused:sum_mul [T,39,1]   graphs/lib/model.lua:157
- *     + %219 map:mul [T,39,128]  graphs/lib/model.lua:157 */
-static void k220_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k221_sum:
- *   %221 reduce [T,1,1]   graphs/lib/model.lua:157 */
-static void k221_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(39*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k224_add:
- *   %224 map:add []   graphs/lib/model.lua:157 */
-static void k224_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k261_fill:
- *   %261 fill [] (backward)  graphs/lib/model.lua:157 */
-static void k261_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k263_id:
- *   %263 map:id [T,1,1] (backward)  graphs/lib/model.lua:157
- *   %269 map:id [T,1] (backward)  graphs/lib/model.lua:157 */
-static void k263_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
-}
-
-/* k264_id:
- *   %264 map:id [T,39,1] (backward)  graphs/lib/model.lua:157 */
-static void k264_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k266_fused_mul_id:
- *   %266 fused:mul_id [T,39,128] (backward)  graphs/lib/model.lua:157
- *     + %265 map:id [T,39,128]  graphs/lib/model.lua:157 */
-static void k266_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
-}
-
-/* k271_fused_mul_id:
- *   %271 fused:mul_id [T,128] (backward)  graphs/lib/model.lua:157
- *     + %270 map:id [T,128]  graphs/lib/model.lua:157 */
-static void k271_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
-}
-
-/* k273_sum:
- *   %273 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k273_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k275_sum:
- *   %275 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k275_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k278_matmul:
- *   %278 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k278_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k279_matmul:
- *   %279 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k281_pad:
- *   %281 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k281_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
-}
-
-/* k282_sum:
- *   %282 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k282_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k284_matmul:
- *   %284 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k284_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k285_matmul:
- *   %285 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k285_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k287_pad:
- *   %287 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k287_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*5120 + i1] = in0[i0*128 + i1];
-}
-
-/* k288_add:
- *   %288 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k289_sum:
- *   %289 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %295 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %316 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %334 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %340 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %362 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k289_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (5120 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*5120;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
-        }
-}
-
-/* k291_sum:
- *   %291 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %297 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %318 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %336 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %342 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %364 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k291_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k293_mul:
- *   %293 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %338 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %434 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %480 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %576 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k293_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k294_mul:
- *   %294 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %339 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %435 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %481 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %577 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k294_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k306_fused_scale_mul_sum_mul:
- *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %305 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %301 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %304 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %303 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %302 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %351 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %447 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %493 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %589 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k306_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
-}
-
-/* k310_fused_add_mul_mul_id:
- *   %310 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %309 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %307 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %308 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %355 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %451 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %497 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %593 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k310_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k313_fused_scale_sum_neg:
- *   %313 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %312 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %311 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %359 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %455 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %501 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %597 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k313_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k315_fused_add_id:
- *   %315 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %314 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-static void k315_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
-}
-
-/* k322_matmul:
- *   %322 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %464 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k322_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k325_matmul_mul_gelu_grad:
- *   %325 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %321 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %324 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %467 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k325_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
-        }
-    }
-}
-
-/* k326_sum:
- *   %326 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %468 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k326_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (20480 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*20480;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
-        }
-}
-
-/* k328_sum:
- *   %328 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %470 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k328_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (512 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*512;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
-        }
-}
-
-/* k331_matmul:
- *   %331 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %473 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k331_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k332_matmul:
- *   %332 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %474 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k332_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k361_fused_add_add_id:
- *   %361 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %358 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %360 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %457 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %503 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %599 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k361_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
-}
-
-/* k367_matmul:
- *   %367 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %415 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %426 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %509 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %557 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %568 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k367_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k368_matmul:
- *   %368 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %406 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %416 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %427 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %510 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %548 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k373_matmul:
- *   %373 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %397 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %515 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %539 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k373_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k374_matmul_div:
- *   %374 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %372 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %516 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k374_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k379_fused_mul_sum_neg_mul:
- *   %379 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %377 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %376 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %375 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %378 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %521 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k379_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k395_fused_scale_mul_mul_mul:
- *   %395 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %391 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %386 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %382 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %381 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %380 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %537 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k395_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
-}
-
-/* k429_matmul_add_add:
- *   %429 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %405 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %418 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %571 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k429_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
-        }
-    }
-}
-
-/* k602_scatter_add:
- *   %602 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k602_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(131072));
-    #pragma omp parallel for if((long)(5120*T) > 65536)
-    for (long j = 0; j < 128; j++)
-        for (long r = 0; r < 40*T; r++)
-            out[(long)in1[r]*128 + j] += in0[r*128 + j];
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[212] = {
-    {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k11_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k17_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k56_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k57_sum", "%57 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k69_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k17_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_matmul_add", "%88 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k96_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k17_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k51_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k56_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k57_sum", "%147 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k69_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k17_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_matmul_add", "%178 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k96_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k17_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k19_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k205_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k217_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k221_sum", "%221 reduce [T,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k217_sum", "%222 reduce [1,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k224_add", "%224 map:add []", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k261_fill", "%261 fill []", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k263_id", "%263 map:id [T,1,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k264_id", "%264 map:id [T,39,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k266_fused_mul_id", "%266 fused:mul_id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k263_id", "%269 map:id [T,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k271_fused_mul_id", "%271 fused:mul_id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k273_sum", "%273 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k275_sum", "%275 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k278_matmul", "%278 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k279_matmul", "%279 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k281_pad", "%281 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k282_sum", "%282 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k284_matmul", "%284 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k285_matmul", "%285 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k287_pad", "%287 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k289_sum", "%289 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%291 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k293_mul", "%293 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k294_mul", "%294 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k289_sum", "%295 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%297 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k306_fused_scale_mul_sum_mul", "%306 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k313_fused_scale_sum_neg", "%313 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k315_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k289_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k291_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k322_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_matmul_mul_gelu_grad", "%325 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k326_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k328_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k331_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k332_matmul", "%332 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%334 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%336 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k293_mul", "%338 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%340 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%342 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k306_fused_scale_mul_sum_mul", "%351 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%355 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k313_fused_scale_sum_neg", "%359 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k361_fused_add_add_id", "%361 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%362 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%364 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%368 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k27_permute", "%371 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k373_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k374_matmul_div", "%374 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k379_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k395_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k60_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k373_matmul", "%397 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k61_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k289_sum", "%400 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k291_sum", "%402 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%406 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k61_permute", "%408 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k289_sum", "%410 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k291_sum", "%412 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%416 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k61_permute", "%419 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k289_sum", "%421 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k291_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k429_matmul_add_add", "%429 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k289_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k293_mul", "%434 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%435 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k289_sum", "%436 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%438 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k306_fused_scale_mul_sum_mul", "%447 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%451 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k313_fused_scale_sum_neg", "%455 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k361_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k289_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k291_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k322_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_matmul_mul_gelu_grad", "%467 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k326_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k328_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k331_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k332_matmul", "%474 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%476 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%478 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k293_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%481 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%482 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%484 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k306_fused_scale_mul_sum_mul", "%493 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%497 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k313_fused_scale_sum_neg", "%501 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k361_fused_add_add_id", "%503 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k289_sum", "%504 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%506 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%510 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k27_permute", "%513 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k373_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k374_matmul_div", "%516 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k379_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k395_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k60_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k373_matmul", "%539 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k61_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k289_sum", "%542 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k291_sum", "%544 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%548 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k61_permute", "%550 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k289_sum", "%552 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k291_sum", "%554 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%557 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%558 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k61_permute", "%561 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k289_sum", "%563 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k291_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k367_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k368_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k429_matmul_add_add", "%571 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k289_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k293_mul", "%576 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%577 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k289_sum", "%578 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%580 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k306_fused_scale_mul_sum_mul", "%589 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%593 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k313_fused_scale_sum_neg", "%597 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k361_fused_add_add_id", "%599 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k289_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k602_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%25 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%33 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%41 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%51 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%57 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%69 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%88 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%96 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%115 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%123 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%131 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%141 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%147 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%159 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%178 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%186 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%205 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%212 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%221 reduce [T,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%222 reduce [1,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%224 map:add []", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%261 fill []", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k263_id", "%263 map:id [T,1,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k264_id", "%264 map:id [T,39,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k266_fused_mul_id", "%266 fused:mul_id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k263_id", "%269 map:id [T,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k271_fused_mul_id", "%271 fused:mul_id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%273 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%275 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%278 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%279 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%281 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k682_sum", "%282 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%284 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%285 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k687_pad", "%287 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%289 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%291 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%293 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%294 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%295 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%297 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%306 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%313 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k714_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%325 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%332 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%334 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%336 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%338 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%340 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%342 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%351 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%355 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%359 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%361 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%362 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%364 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%368 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%371 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%374 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%397 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%400 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%402 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%406 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%408 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%410 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%412 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%416 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%419 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%421 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%429 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%434 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%435 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%436 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%438 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%447 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%451 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%455 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%467 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%474 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%476 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%478 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%481 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%482 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%484 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%493 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%497 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%501 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%503 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%504 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%506 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%510 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%513 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%516 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%539 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%542 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%544 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%548 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%550 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%552 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%554 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%557 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%558 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%561 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%563 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%571 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%576 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%577 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%578 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%580 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%589 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%593 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%597 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%599 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k1001_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_convirt_text_vjp = {212, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -1196,223 +244,223 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k5_gather(A + 566032, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 566032 + 6400*T, A + 566032, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032, A + 566032 + 6400*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 107520*T, A + 566032 + 6400*T, A + 566032, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 107520*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 112640*T, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 117760*T, A + 566032 + 112640*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(7, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(8, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 122880*T, A + 566032, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(9, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(10, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 128000*T, A + 566032, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(11, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(12, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 133120*T, A + 566032, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(13, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(14, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 566032, A + 566032 + 122880*T, A + 566032 + 128000*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(15, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 88320*T, A + 566032, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(16, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 81920*T, A + 566032, A + 566032 + 88320*T, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032, A + 566032 + 81920*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(18, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(19, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(20, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 88320*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(21, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 88320*T, A + 566032 + 133120*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(22, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 138240*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(23, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 566032 + 94720*T, A + 566032 + 138240*T, (real *)P + 185984, A + 566032 + 6400*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(24, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 94720*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(25, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 143360*T, A + 566032 + 94720*T, A + 566032 + 240880*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(26, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 143360*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(27, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 148480*T, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(28, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 153600*T, A + 566032 + 148480*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(29, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k88_matmul_add(A + 566032, A + 566032 + 153600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %88 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(30, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 20480*T, A + 566032, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(31, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 566032 + 47360*T, A + 566032 + 20480*T, (real *)P + 268800, A + 566032 + 94720*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(32, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 47360*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(33, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 158720*T, A + 566032 + 47360*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(34, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 158720*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(35, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 163840*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(36, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(37, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(38, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 174080*T, A + 566032 + 40960*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(39, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 179200*T, A + 566032 + 40960*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(41, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k25_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(42, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 184320*T, A + 566032 + 40960*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(43, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k51_matmul_add_mul_scale(A + 566032 + 40960*T, A + 566032 + 174080*T, A + 566032 + 179200*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(44, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 101120*T, A + 566032 + 40960*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(45, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 94720*T, A + 566032 + 40960*T, A + 566032 + 101120*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(46, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032 + 40960*T, A + 566032 + 94720*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(47, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(48, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(49, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 101120*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(50, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 184320*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(51, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 189440*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(52, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k69_matmul_add_add(A + 566032 + 194560*T, A + 566032 + 189440*T, (real *)P + 384256, A + 566032 + 47360*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(53, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 194560*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(54, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 199680*T, A + 566032 + 194560*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(55, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 199680*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(56, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(57, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 209920*T, A + 566032 + 204800*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(58, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k88_matmul_add(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 401024, (real *)P + 466560, T)); /* %178 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(59, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 61440*T, A + 566032 + 40960*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(60, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k96_matmul_add_add(A + 566032 + 215040*T, A + 566032 + 61440*T, (real *)P + 467072, A + 566032 + 194560*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(61, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 215040*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(62, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(63, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241472*T, A + 566032 + 194560*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(64, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 215040*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(65, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(66, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 566032 + 235264*T, A + 566032 + 220160*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(67, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k205_matmul_add(A + 566032 + 241152*T, A + 566032 + 235264*T, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(68, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(69, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k212_matmul_add(A + 566032 + 235520*T, A + 566032 + 225280*T, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(70, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), k216_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
-    CALL(71, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 0, A + 566032 + 235392*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
-    CALL(72, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T), k220_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %220 fused:sum_mul [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(73, (double)39*T, sizeof(real)*((double)T + (double)39*T), k221_sum(A + 566032 + 235440*T, A + 566032 + 235392*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(74, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 16, A + 566032 + 235440*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
-    CALL(75, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k224_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
+    CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 566032, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 566032 + 6400*T, A + 566032, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 566032, A + 566032 + 6400*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 566032 + 107520*T, A + 566032 + 6400*T, A + 566032, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 107520*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 566032 + 112640*T, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(6, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 566032 + 117760*T, A + 566032 + 112640*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(7, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 136448, (real *)P + 152832, T)); /* %25 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 122880*T, A + 566032, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(9, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 152960, (real *)P + 169344, T)); /* %33 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(10, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 128000*T, A + 566032, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(11, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032, A + 566032 + 117760*T, (real *)P + 169472, (real *)P + 185856, T)); /* %41 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(12, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 133120*T, A + 566032, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(13, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(14, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 566032, A + 566032 + 122880*T, A + 566032 + 128000*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(15, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 566032 + 88320*T, A + 566032, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(16, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 566032 + 81920*T, A + 566032, A + 566032 + 88320*T, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(17, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 566032, A + 566032 + 81920*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(19, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(20, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 566032 + 88320*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(21, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 566032, A + 566032 + 88320*T, A + 566032 + 133120*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(22, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 138240*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(23, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 566032 + 94720*T, A + 566032 + 138240*T, (real *)P + 185984, A + 566032 + 6400*T, (real *)P + 202368, T)); /* %69 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(24, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 94720*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(25, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 566032 + 143360*T, A + 566032 + 94720*T, A + 566032 + 240880*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(26, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 143360*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(27, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 566032 + 148480*T, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(28, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 566032 + 153600*T, A + 566032 + 148480*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(29, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 566032, A + 566032 + 153600*T, (real *)P + 202752, (real *)P + 268288, T)); /* %88 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(30, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 566032 + 20480*T, A + 566032, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(31, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 566032 + 47360*T, A + 566032 + 20480*T, (real *)P + 268800, A + 566032 + 94720*T, (real *)P + 334336, T)); /* %96 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(32, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 47360*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(33, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 566032 + 158720*T, A + 566032 + 47360*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(34, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 158720*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(35, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 566032 + 163840*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(36, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(37, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 334720, (real *)P + 351104, T)); /* %115 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(38, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 174080*T, A + 566032 + 40960*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(39, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 351232, (real *)P + 367616, T)); /* %123 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 179200*T, A + 566032 + 40960*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(41, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 566032 + 40960*T, A + 566032 + 168960*T, (real *)P + 367744, (real *)P + 384128, T)); /* %131 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(42, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 184320*T, A + 566032 + 40960*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(43, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 566032 + 40960*T, A + 566032 + 174080*T, A + 566032 + 179200*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(44, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 566032 + 101120*T, A + 566032 + 40960*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(45, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 566032 + 94720*T, A + 566032 + 40960*T, A + 566032 + 101120*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(46, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 566032 + 40960*T, A + 566032 + 94720*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(47, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(48, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(49, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 566032 + 101120*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(50, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 184320*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(51, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 189440*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(52, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 566032 + 194560*T, A + 566032 + 189440*T, (real *)P + 384256, A + 566032 + 47360*T, (real *)P + 400640, T)); /* %159 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(53, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 194560*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(54, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 566032 + 199680*T, A + 566032 + 194560*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(55, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 199680*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(56, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(57, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 566032 + 209920*T, A + 566032 + 204800*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(58, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 401024, (real *)P + 466560, T)); /* %178 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(59, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 566032 + 61440*T, A + 566032 + 40960*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(60, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 566032 + 215040*T, A + 566032 + 61440*T, (real *)P + 467072, A + 566032 + 194560*T, (real *)P + 532608, T)); /* %186 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(61, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 215040*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(62, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(63, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 566032 + 241472*T, A + 566032 + 194560*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(64, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 566032 + 215040*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(65, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(66, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 566032 + 235264*T, A + 566032 + 220160*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(67, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 566032 + 241152*T, A + 566032 + 235264*T, (real *)P + 532992, (real *)P + 549376, T)); /* %205 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(68, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(69, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 566032 + 235520*T, A + 566032 + 225280*T, (real *)P + 549504, (real *)P + 565888, T)); /* %212 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(70, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), convirt_text_vjp_k216_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
+    CALL(71, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 566032 + 235392*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
+    CALL(72, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T), convirt_text_vjp_k220_fused_sum_mul(A + 566032 + 235392*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %220 fused:sum_mul [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(73, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 566032 + 235440*T, A + 566032 + 235392*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(74, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 16, A + 566032 + 235440*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
+    CALL(75, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(76, 0, sizeof(real)*((double)1), k261_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
-    CALL(77, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 225200*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(78, (double)39*T, sizeof(real)*((double)39*T + (double)T), k264_id(A + 566032 + 225152*T, A + 566032 + 225200*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(79, (double)9984*T, sizeof(real)*((double)4992*T + (double)39*T + (double)4992*T), k266_fused_mul_id(A + 566032 + 220160*T, A + 566032 + 225152*T, (real *)inputs[3], T)); /* %266 fused:mul_id [T,39,128]  graphs/lib/model.lua:157 */
-    CALL(80, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 225152*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
-    CALL(81, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 225152*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
-    CALL(82, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k273_sum(A + 0, A + 566032 + 220160*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(83, (double)4992, sizeof(real)*((double)128 + (double)4992), k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(84, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k278_matmul(A + 566032 + 230272*T, A + 566032 + 220160*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(85, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k279_matmul(A + 393216, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(86, 0, sizeof(real)*((double)5120*T + (double)4992*T), k281_pad(A + 566032 + 220160*T, A + 566032 + 230272*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(87, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k282_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k284_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k285_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 235264*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(90, 0, sizeof(real)*((double)5120*T + (double)128*T), k287_pad(A + 566032 + 225280*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(91, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k288_add(A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(92, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(93, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(94, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 220160*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(95, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 225280*T, A + 566032 + 230400*T, A + 566032 + 215040*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(96, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 225280*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(97, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(98, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 225280*T, A + 566032 + 220160*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %306 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(99, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 215040*T, A + 566032 + 220160*T, A + 566032 + 241472*T, A + 566032 + 225280*T, A + 566032 + 194560*T, T)); /* %310 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(100, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 220160*T, A + 566032 + 215040*T, T)); /* %313 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(101, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k315_fused_add_id(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 220160*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(103, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(104, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 131072, A + 566032 + 194560*T, A + 566032 + 61440*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(105, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k325_matmul_mul_gelu_grad(A + 566032 + 61440*T, A + 566032 + 194560*T, (real *)P + 467072, A + 566032 + 40960*T, T)); /* %325 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(106, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 61440*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(107, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(108, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(109, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 196608, A + 566032 + 61440*T, A + 566032 + 209920*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(111, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(112, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 51200*T, A + 566032 + 40960*T, A + 566032 + 204800*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(114, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 51200*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(115, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(116, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 51200*T, A + 566032 + 46080*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %351 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(117, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 40960*T, A + 566032 + 46080*T, A + 566032 + 241424*T, A + 566032 + 51200*T, A + 566032 + 199680*T, T)); /* %355 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(118, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 46080*T, A + 566032 + 40960*T, T)); /* %359 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(119, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 53760*T, A + 566032 + 194560*T, A + 566032 + 40960*T, A + 566032 + 46080*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(120, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 53760*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(121, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(122, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 53760*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(123, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 425984, A + 566032 + 53760*T, A + 566032 + 189440*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(124, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(125, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 58880*T, A + 566032 + 101120*T, A + 566032 + 47360*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(126, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k374_matmul_div(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 184320*T, A + 566032 + 240992*T, T)); /* %374 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 64000*T, A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(128, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 64000*T, (real *)inputs[1], A + 566032 + 94720*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(129, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 179200*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(130, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 94720*T, A + 566032 + 47360*T, A + 566032 + 174080*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(131, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 46080*T, A + 566032 + 58880*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(132, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(133, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(134, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 442368, A + 566032 + 46080*T, A + 566032 + 168960*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(135, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 99840*T, A + 566032 + 94720*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(136, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(137, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(138, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(139, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 458752, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(140, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 99840*T, A + 566032 + 40960*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(142, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(143, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 99840*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 475136, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k429_matmul_add_add(A + 566032 + 99840*T, A + 566032 + 46080*T, (real *)P + 367744, A + 566032 + 94720*T, A + 566032 + 40960*T, T)); /* %429 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(146, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(147, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(149, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 40960*T, A + 566032 + 99840*T, A + 566032 + 163840*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(150, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(151, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(152, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032 + 94720*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %447 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(153, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032 + 94720*T, A + 566032 + 241376*T, A + 566032 + 240832*T, A + 566032 + 158720*T, T)); /* %451 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(154, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %455 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(155, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 94720*T, A + 566032 + 53760*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 94720*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(157, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(158, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 262144, A + 566032 + 94720*T, A + 566032 + 20480*T, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(159, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k325_matmul_mul_gelu_grad(A + 566032 + 20480*T, A + 566032 + 94720*T, (real *)P + 268800, A + 566032, T)); /* %467 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(160, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 20480*T, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 99840*T, A + 566032 + 20480*T, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 327680, A + 566032 + 20480*T, A + 566032 + 153600*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 99840*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 99840*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 99840*T, A + 566032 + 148480*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(169, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(170, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %493 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(171, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032, A + 566032 + 241328*T, A + 566032 + 240832*T, A + 566032 + 143360*T, T)); /* %497 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(172, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %501 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(173, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 12800*T, A + 566032 + 94720*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 12800*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(175, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(176, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 12800*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(177, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 491520, A + 566032 + 12800*T, A + 566032 + 138240*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(178, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 6400*T, A + 566032, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(179, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 94720*T, A + 566032 + 88320*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(180, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k374_matmul_div(A + 566032, A + 566032 + 6400*T, A + 566032 + 133120*T, A + 566032 + 240672*T, T)); /* %516 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(181, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 99840*T, A + 566032, A + 566032 + 88320*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(182, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 6400*T, A + 566032, A + 566032 + 99840*T, (real *)inputs[1], A + 566032 + 81920*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(183, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 128000*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(184, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 99840*T, A + 566032 + 6400*T, A + 566032 + 122880*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(185, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 5120*T, A + 566032 + 94720*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(186, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(187, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(188, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 507904, A + 566032 + 5120*T, A + 566032 + 117760*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(189, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 17920*T, A + 566032 + 99840*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(190, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(191, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(192, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 23040*T, A + 566032 + 17920*T, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(193, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 524288, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(194, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 17920*T, A + 566032, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(195, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(196, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(197, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 17920*T, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(198, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 540672, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(199, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k429_matmul_add_add(A + 566032 + 17920*T, A + 566032 + 5120*T, (real *)P + 169472, A + 566032 + 23040*T, A + 566032, T)); /* %571 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(200, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(201, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 17920*T, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 17920*T, A + 566032 + 112640*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(204, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(205, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(206, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240512*T, A + 566032, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %589 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(207, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 5120*T, A + 566032, A + 566032 + 241280*T, A + 566032 + 240512*T, A + 566032 + 107520*T, T)); /* %593 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(208, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240512*T, A + 566032 + 5120*T, T)); /* %597 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(209, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032, A + 566032 + 12800*T, A + 566032 + 5120*T, A + 566032 + 240512*T, T)); /* %599 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(210, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 557056, A + 566032, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(211, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k602_scatter_add(A + 0, A + 566032, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(76, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
+    CALL(77, (double)T, sizeof(real)*((double)T + (double)1), convirt_text_vjp_k263_id(A + 566032 + 225200*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(78, (double)39*T, sizeof(real)*((double)39*T + (double)T), convirt_text_vjp_k264_id(A + 566032 + 225152*T, A + 566032 + 225200*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(79, (double)9984*T, sizeof(real)*((double)4992*T + (double)39*T + (double)4992*T), convirt_text_vjp_k266_fused_mul_id(A + 566032 + 220160*T, A + 566032 + 225152*T, (real *)inputs[3], T)); /* %266 fused:mul_id [T,39,128]  graphs/lib/model.lua:157 */
+    CALL(80, (double)T, sizeof(real)*((double)T + (double)1), convirt_text_vjp_k263_id(A + 566032 + 225152*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
+    CALL(81, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), convirt_text_vjp_k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 225152*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
+    CALL(82, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 566032 + 220160*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(83, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(84, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 566032 + 230272*T, A + 566032 + 220160*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(85, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 393216, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(86, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 566032 + 220160*T, A + 566032 + 230272*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(87, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 235264*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(90, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 566032 + 225280*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(91, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(92, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(93, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(94, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 566032 + 220160*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(95, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 566032 + 225280*T, A + 566032 + 230400*T, A + 566032 + 215040*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(96, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 225280*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(97, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(98, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 566032 + 225280*T, A + 566032 + 220160*T, A + 566032 + 194560*T, A + 566032 + 241472*T, T)); /* %306 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(99, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 566032 + 215040*T, A + 566032 + 220160*T, A + 566032 + 241472*T, A + 566032 + 225280*T, A + 566032 + 194560*T, T)); /* %310 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(100, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 566032 + 220160*T, A + 566032 + 215040*T, T)); /* %313 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(101, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 566032 + 194560*T, A + 566032 + 215040*T, A + 566032 + 220160*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(102, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 194560*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(103, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(104, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 131072, A + 566032 + 194560*T, A + 566032 + 61440*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(105, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 566032 + 61440*T, A + 566032 + 194560*T, (real *)P + 467072, A + 566032 + 40960*T, T)); /* %325 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(106, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 566032 + 61440*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(107, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(108, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(109, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 196608, A + 566032 + 61440*T, A + 566032 + 209920*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 40960*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(111, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(112, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 566032 + 51200*T, A + 566032 + 40960*T, A + 566032 + 204800*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(114, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 51200*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(115, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(116, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 566032 + 51200*T, A + 566032 + 46080*T, A + 566032 + 199680*T, A + 566032 + 241424*T, T)); /* %351 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(117, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 566032 + 40960*T, A + 566032 + 46080*T, A + 566032 + 241424*T, A + 566032 + 51200*T, A + 566032 + 199680*T, T)); /* %355 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(118, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 566032 + 46080*T, A + 566032 + 40960*T, T)); /* %359 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(119, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 566032 + 53760*T, A + 566032 + 194560*T, A + 566032 + 40960*T, A + 566032 + 46080*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(120, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 53760*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(121, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(122, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032 + 40960*T, A + 566032 + 53760*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(123, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 425984, A + 566032 + 53760*T, A + 566032 + 189440*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(124, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(125, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 566032 + 58880*T, A + 566032 + 101120*T, A + 566032 + 47360*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(126, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 184320*T, A + 566032 + 240992*T, T)); /* %374 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 566032 + 64000*T, A + 566032 + 40960*T, A + 566032 + 101120*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 64000*T, (real *)inputs[1], A + 566032 + 94720*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(129, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 179200*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(130, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 566032 + 94720*T, A + 566032 + 47360*T, A + 566032 + 174080*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(131, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 46080*T, A + 566032 + 58880*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(132, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 46080*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(133, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(134, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 442368, A + 566032 + 46080*T, A + 566032 + 168960*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(135, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 99840*T, A + 566032 + 94720*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(136, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 99840*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(137, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(138, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(139, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 458752, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(140, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 99840*T, A + 566032 + 40960*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 99840*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(142, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(143, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032 + 40960*T, A + 566032 + 99840*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 475136, A + 566032 + 99840*T, A + 566032 + 168960*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 566032 + 99840*T, A + 566032 + 46080*T, (real *)P + 367744, A + 566032 + 94720*T, A + 566032 + 40960*T, T)); /* %429 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(146, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 99840*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(147, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 566032 + 94720*T, A + 566032 + 99840*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 566032 + 40960*T, A + 566032 + 99840*T, A + 566032 + 163840*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 40960*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(151, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(152, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032 + 94720*T, A + 566032 + 158720*T, A + 566032 + 241376*T, T)); /* %447 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(153, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032 + 94720*T, A + 566032 + 241376*T, A + 566032 + 240832*T, A + 566032 + 158720*T, T)); /* %451 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(154, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %455 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(155, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 566032 + 94720*T, A + 566032 + 53760*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 94720*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(157, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(158, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 262144, A + 566032 + 94720*T, A + 566032 + 20480*T, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(159, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 566032 + 20480*T, A + 566032 + 94720*T, (real *)P + 268800, A + 566032, T)); /* %467 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(160, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 566032 + 20480*T, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 566032 + 99840*T, A + 566032 + 20480*T, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 327680, A + 566032 + 20480*T, A + 566032 + 153600*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 99840*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 566032, A + 566032 + 99840*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 566032 + 5120*T, A + 566032 + 99840*T, A + 566032 + 148480*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 5120*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(169, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(170, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032, A + 566032 + 143360*T, A + 566032 + 241328*T, T)); /* %493 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(171, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 566032 + 99840*T, A + 566032, A + 566032 + 241328*T, A + 566032 + 240832*T, A + 566032 + 143360*T, T)); /* %497 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(172, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 99840*T, T)); /* %501 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(173, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 566032 + 12800*T, A + 566032 + 94720*T, A + 566032 + 99840*T, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 12800*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(175, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(176, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032, A + 566032 + 12800*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(177, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 491520, A + 566032 + 12800*T, A + 566032 + 138240*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(178, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 566032 + 6400*T, A + 566032, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(179, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 566032 + 94720*T, A + 566032 + 88320*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(180, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 566032, A + 566032 + 6400*T, A + 566032 + 133120*T, A + 566032 + 240672*T, T)); /* %516 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(181, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 566032 + 99840*T, A + 566032, A + 566032 + 88320*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(182, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 566032 + 6400*T, A + 566032, A + 566032 + 99840*T, (real *)inputs[1], A + 566032 + 81920*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(183, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 128000*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(184, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 566032 + 99840*T, A + 566032 + 6400*T, A + 566032 + 122880*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(185, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 5120*T, A + 566032 + 94720*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 5120*T, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(187, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(188, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 507904, A + 566032 + 5120*T, A + 566032 + 117760*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(189, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 17920*T, A + 566032 + 99840*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(190, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 17920*T, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(191, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(192, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032 + 23040*T, A + 566032 + 17920*T, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(193, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 524288, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(194, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 566032 + 17920*T, A + 566032, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(195, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 17920*T, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(196, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(197, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 566032, A + 566032 + 17920*T, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(198, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 540672, A + 566032 + 17920*T, A + 566032 + 117760*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(199, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 566032 + 17920*T, A + 566032 + 5120*T, (real *)P + 169472, A + 566032 + 23040*T, A + 566032, T)); /* %571 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(200, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 17920*T, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(201, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 566032, A + 566032 + 17920*T, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(203, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 566032 + 5120*T, A + 566032 + 17920*T, A + 566032 + 112640*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(204, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 566032 + 5120*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(205, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(206, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 566032 + 240512*T, A + 566032, A + 566032 + 107520*T, A + 566032 + 241280*T, T)); /* %589 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(207, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 566032 + 5120*T, A + 566032, A + 566032 + 241280*T, A + 566032 + 240512*T, A + 566032 + 107520*T, T)); /* %593 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(208, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 566032 + 240512*T, A + 566032 + 5120*T, T)); /* %597 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(209, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 566032, A + 566032 + 12800*T, A + 566032 + 5120*T, A + 566032 + 240512*T, T)); /* %599 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(210, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 557056, A + 566032, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(211, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 0, A + 566032, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     memcpy(grads + 0, A + 0, sizeof(real)*131072); /* d loss / d text.tok_emb */
     memcpy(grads + 131072, A + 557056, sizeof(real)*5120); /* d loss / d text.pos_emb */
     memcpy(grads + 136192, A + 565888, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */

@@ -11,4154 +11,626 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k6_fused_scale_addc:
- *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k9_im2col:
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k11_matmul:
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k13_permute:
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k13_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k16_add:
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k21_fused_scale_sum:
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k22_sub:
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k27_fused_rsqrt_addc_scale_sum:
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k28_mul:
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k33_fused_add_mul:
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k34_relu:
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k34_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k37_im2col:
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k39_matmul:
- *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k41_permute:
- *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k41_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k44_add:
- *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k49_fused_scale_sum:
- *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k50_sub:
- *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k55_fused_rsqrt_addc_scale_sum:
- *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k56_mul:
- *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k61_fused_add_mul:
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
-static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k62_relu:
- *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k62_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k65_im2col:
- *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k118_fused_add_add_mul:
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k122_im2col:
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k124_matmul:
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k126_permute:
- *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k126_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k129_add:
- *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k134_fused_scale_sum:
- *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k135_sub:
- *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k140_fused_rsqrt_addc_scale_sum:
- *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k141_mul:
- *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k146_fused_add_mul:
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
-static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k147_relu:
- *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k147_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k150_im2col:
- *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k152_matmul:
- *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k203_fused_add_add_mul:
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k207_im2col:
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k209_matmul:
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k211_permute:
- *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k211_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k214_add:
- *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k219_fused_scale_sum:
- *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k220_sub:
- *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k225_fused_rsqrt_addc_scale_sum:
- *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k226_mul:
- *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k231_fused_add_mul:
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k232_relu:
- *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k232_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k235_im2col:
- *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k237_matmul:
- *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k288_fused_add_add_mul:
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k291_permute:
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k291_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k297_matmul_add:
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
-static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k298_sum:
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k298_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k300_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k304_matmul_add:
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k307_gather:
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k308_add:
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k312_fused_scale_sum:
- *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k313_sub:
- *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k318_fused_rsqrt_addc_scale_sum:
- *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k319_mul:
- *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k321_fused_add_mul:
- *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k327_matmul_add:
- *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k329_permute:
- *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k329_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k352_fused_scale_addc_neg:
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k353_matmul_add_mul_scale:
- *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k354_max:
- *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k354_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k357_fused_exp_sub:
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
-}
-
-/* k358_mul:
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k359_sum:
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k359_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k360_clampmin:
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k361_div:
- *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k362_matmul:
- *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1010 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1152 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k363_permute:
- *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1012 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1022 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1033 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1154 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k363_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k371_matmul_add_add:
- *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k390_matmul_add:
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k391_gelu:
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
-}
-
-/* k398_matmul_add_add:
- *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k502_slice:
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k502_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k507_matmul_add:
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k508_slice:
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k508_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
-}
-
-/* k514_matmul_add:
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
-static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k516_fused_sum_square:
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k518_fused_rsqrt_clampmin:
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k519_mul:
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k521_fused_sum_square:
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k523_fused_rsqrt_clampmin:
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k524_mul:
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k526_matmul_scale:
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k527_eye:
- *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k527_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k528_max:
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10
- *   %605 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k531_fused_exp_sub:
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %608 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k532_sum:
- *   %532 reduce [T,1]   graphs/lib/losses.lua:10
- *   %550 reduce [T,1]   graphs/lib/losses.lua:12
- *   %609 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k533_clampmin:
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %610 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k536_mul:
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %613 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k539_max:
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11
- *   %616 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k542_fused_exp_sub:
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %619 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k543_sum:
- *   %543 reduce [1,B]   graphs/lib/losses.lua:11
- *   %548 reduce [1,B]   graphs/lib/losses.lua:11
- *   %620 reduce [1,B]   graphs/lib/losses.lua:11
- *   %625 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k544_clampmin:
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %621 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k551_fused_mul_sub_add_log:
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
- *   %628 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k552_sum:
- *   %552 reduce [1,1]   graphs/lib/losses.lua:13
- *   %629 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k552_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k555_fused_scale_add_sum_sub:
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
- *   %632 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k558_fused_sum_square:
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k560_fused_rsqrt_clampmin:
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k561_mul:
- *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k565_fused_sum_square:
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k567_fused_rsqrt_clampmin:
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k568_mul:
- *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k570_matmul_scale:
- *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k571_max:
- *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k574_fused_exp_sub:
- *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k575_sum:
- *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k577_matmul:
- *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %793 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k579_fused_sum_square:
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k581_fused_rsqrt_clampmin:
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k582_mul:
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k590_fused_scale_addc_neg:
- *   %590 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
- *     + %589 map:addc [T,1,39,1]  graphs/lib/model.lua:49
- *     + %588 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
-static void k590_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k591_fused_add_mul_scale_sum:
- *   %591 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49
- *     + %587 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %585 map:scale [T,B,39,1]  graphs/lib/model.lua:49
- *     + %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *     + %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k591_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
-}
-
-/* k592_max:
- *   %592 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k592_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k595_fused_exp_sub:
- *   %595 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
- *     + %594 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
-static void k595_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k596_mul:
- *   %596 map:mul [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k596_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k597_sum:
- *   %597 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k597_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k598_clampmin:
- *   %598 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k598_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k601_fused_scale_add_log:
- *   %601 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
- *     + %600 map:add [T,B,1,1]  graphs/lib/model.lua:49
- *     + %599 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
-static void k601_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = ((log((in0[i0]))) + (in1[i0])) * (real)0.20000000000000001;
-}
-
-/* k603_scale:
- *   %603 map:scale [T,B]   graphs/lib/model.lua:50 */
-static void k603_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k634_add:
- *   %634 map:add []   graphs/lib/model.lua:85 */
-static void k634_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k713_fill:
- *   %713 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k713_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k715_scale:
- *   %715 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k715_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k716_id:
- *   %716 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k716_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k718_fused_mul_id:
- *   %718 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %717 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k718_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k720_neg:
- *   %720 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k720_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k722_fused_mul_id:
- *   %722 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %721 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k722_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k726_fused_mul_div_step:
- *   %726 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %724 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %725 map:step [1,B]  graphs/lib/losses.lua:11
- *   %839 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k726_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k732_neg:
- *   %732 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k732_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k734_fused_mul_id:
- *   %734 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %733 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k734_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k739_fused_mul_div_step:
- *   %739 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %737 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %738 map:step [T,1]  graphs/lib/losses.lua:10
- *   %852 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k739_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k745_fused_scale_add_add_add:
- *   %745 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
- *     + %744 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %736 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %731 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %728 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %727 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %741 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %740 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k745_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k750_fused_mul_div_scale_step:
- *   %750 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49
- *     + %748 map:div [T,B,1,1]  graphs/lib/model.lua:49
- *     + %747 map:scale [T,B,1,1]  graphs/lib/model.lua:49
- *     + %749 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
-static void k750_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = (((in0[i0]) * (real)0.20000000000000001) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k762_fused_scale_mul_mul_mul:
- *   %762 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *     + %759 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %755 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %752 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %751 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
-static void k762_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (((((in0[i0*B + i1])) * (in1[i0*39 + i2])) * (in2[i0*39*B + i1*39 + i2])) * (in1[i0*39 + i2])) * (real)5;
-}
-
-/* k763_id:
- *   %763 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13 */
-static void k763_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k764_mul:
- *   %764 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k764_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k765_mul:
- *   %765 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k765_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k766_sum:
- *   %766 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %795 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k766_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k775_fused_mul_mul_sum_mul:
- *   %775 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %773 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %769 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %768 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %772 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %771 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %770 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %774 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k775_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k779_fused_add_mul_mul_id:
- *   %779 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %767 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %778 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %776 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %777 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k779_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k781_matmul:
- *   %781 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k781_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k782_sum:
- *   %782 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %796 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k782_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k783_matmul_div:
- *   %783 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %780 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k783_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k786_fused_sum_neg_mul:
- *   %786 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %785 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %784 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k786_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k792_fused_scale_mul_add_id:
- *   %792 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %789 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %788 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %787 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k792_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k794_matmul:
- *   %794 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k794_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k797_add:
- *   %797 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k797_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k807_fused_mul_mul_sum_mul:
- *   %807 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %805 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %800 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %799 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %804 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %803 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %802 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %806 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k807_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k811_fused_add_add_mul_mul:
- *   %811 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %801 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %798 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %810 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %808 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %809 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k811_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k822_fused_mul_mul_sum_mul:
- *   %822 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %820 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %816 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %815 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %819 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %818 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %817 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %821 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k822_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k826_fused_add_mul_mul_id:
- *   %826 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %814 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %825 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %823 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %824 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k826_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k858_fused_scale_add_add_add:
- *   %858 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %857 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %849 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %844 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %841 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %840 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %854 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %853 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k858_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k859_matmul:
- *   %859 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k859_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k860_matmul:
- *   %860 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k860_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k869_fused_mul_mul_sum_mul:
- *   %869 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %867 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %863 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %862 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %866 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %865 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %864 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %868 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k869_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k873_fused_add_mul_mul_id:
- *   %873 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %861 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %872 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %870 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %871 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k873_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k882_fused_mul_mul_sum_mul:
- *   %882 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %880 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %876 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %875 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %879 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %878 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %877 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %881 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k882_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k886_fused_add_mul_mul_id:
- *   %886 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %874 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %885 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %883 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %884 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k886_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k887_sum:
- *   %887 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k887_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k889_sum:
- *   %889 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k889_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k892_matmul:
- *   %892 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k892_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k893_matmul:
- *   %893 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k893_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k895_pad:
- *   %895 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k895_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
-}
-
-/* k896_sum:
- *   %896 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k896_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k898_matmul:
- *   %898 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k898_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k899_matmul:
- *   %899 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k899_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k901_pad:
- *   %901 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k901_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*5120 + i1] = in0[i0*128 + i1];
-}
-
-/* k902_add:
- *   %902 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k902_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k903_sum:
- *   %903 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %909 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %930 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %948 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %954 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %976 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k903_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (5120 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*5120;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
-        }
-}
-
-/* k905_sum:
- *   %905 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %911 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %932 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %950 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %956 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %978 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k905_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k907_mul:
- *   %907 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %952 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1048 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1094 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1190 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k907_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k908_mul:
- *   %908 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %953 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1049 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1095 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1191 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k908_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k920_fused_scale_mul_sum_mul:
- *   %920 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %919 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %915 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %914 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %918 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %917 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %916 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %965 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1061 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1107 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1203 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k920_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
-}
-
-/* k924_fused_add_mul_mul_id:
- *   %924 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %913 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %923 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %921 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %922 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %969 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1065 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1111 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1207 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k924_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k927_fused_scale_sum_neg:
- *   %927 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %926 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %925 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %973 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1069 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1115 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1211 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k927_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k929_fused_add_id:
- *   %929 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %928 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-static void k929_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
-}
-
-/* k936_matmul:
- *   %936 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1078 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k936_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k939_matmul_mul_gelu_grad:
- *   %939 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %935 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %938 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1081 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k939_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
-        }
-    }
-}
-
-/* k940_sum:
- *   %940 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1082 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k940_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (20480 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*20480;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
-        }
-}
-
-/* k942_sum:
- *   %942 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1084 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k942_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (512 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*512;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
-        }
-}
-
-/* k945_matmul:
- *   %945 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1087 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k945_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k946_matmul:
- *   %946 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1088 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k946_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k975_fused_add_add_id:
- *   %975 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %972 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %974 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %1071 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1117 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1213 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k975_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
-}
-
-/* k981_matmul:
- *   %981 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1029 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1040 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1123 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1171 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1182 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k981_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k982_matmul:
- *   %982 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1020 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1030 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1041 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1124 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1162 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k982_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k987_matmul:
- *   %987 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1011 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1129 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1153 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k987_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k988_matmul_div:
- *   %988 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %986 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %1130 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k988_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k993_fused_mul_sum_neg_mul:
- *   %993 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %991 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %990 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %989 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %992 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %1135 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k993_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k1009_fused_scale_mul_mul_mul:
- *   %1009 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %1005 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1000 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %996 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %995 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %994 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %1151 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1009_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
-}
-
-/* k1043_matmul_add_add:
- *   %1043 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %1019 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %1032 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1185 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1043_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
-        }
-    }
-}
-
-/* k1216_scatter_add:
- *   %1216 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1216_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(131072));
-    #pragma omp parallel for if((long)(5120*T) > 65536)
-    for (long j = 0; j < 128; j++)
-        for (long r = 0; r < 40*T; r++)
-            out[(long)in1[r]*128 + j] += in0[r*128 + j];
-}
-
-/* k1217_sum:
- *   %1217 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1217_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1220_matmul:
- *   %1220 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1220_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1221_matmul_scale:
- *   %1221 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %1219 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k1221_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
-        }
-    }
-}
-
-/* k1224_sum:
- *   %1224 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1237 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1244 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1268 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1282 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1289 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1224_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k1226_sum:
- *   %1226 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1226_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1229_matmul:
- *   %1229 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1229_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1230_matmul:
- *   %1230 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1230_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1232_fused_add_id:
- *   %1232 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %1223 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-static void k1232_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
-}
-
-/* k1233_permute:
- *   %1233 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1233_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
-}
-
-/* k1236_fused_mul_step:
- *   %1236 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1235 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %1281 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1236_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1239_sum:
- *   %1239 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1246 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1270 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1284 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1291 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1315 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1239_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k1240_sum:
- *   %1240 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1247 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1271 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1285 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1292 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1316 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1240_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1242_mul:
- *   %1242 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1287 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1333 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1242_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k1243_mul:
- *   %1243 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1288 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1334 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1243_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1257_fused_scale_mul_sum_mul:
- *   %1257 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1256 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1252 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1254 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1253 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1302 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1348 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1257_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k1261_fused_add_mul_mul_id:
- *   %1261 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1250 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1260 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1258 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1259 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1306 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1352 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1261_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k1264_fused_scale_sum_neg:
- *   %1264 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1263 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1262 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1309 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1355 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1264_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k1266_fused_add_id:
- *   %1266 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1265 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1311 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1357 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1266_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k1274_permute:
- *   %1274 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1319 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1365 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1274_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k1276_matmul:
- *   %1276 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1321 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1276_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k1277_matmul:
- *   %1277 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1322 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1277_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1279_col2im:
- *   %1279 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1324 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1279_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1327_fused_mul_add_step:
- *   %1327 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1325 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %1326 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k1327_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1367_matmul:
- *   %1367 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1367_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k1368_matmul:
- *   %1368 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1370_col2im:
- *   %1370 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1370_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1372_fused_mul_step:
- *   %1372 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1371 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %1417 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1372_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1373_sum:
- *   %1373 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1380 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1404 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1418 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1425 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1449 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1373_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k1375_sum:
- *   %1375 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1382 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1406 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1420 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1427 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1451 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1375_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k1376_sum:
- *   %1376 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1383 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1407 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1421 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1428 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1452 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1376_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1378_mul:
- *   %1378 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1423 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1469 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1378_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k1379_mul:
- *   %1379 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1424 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1470 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1379_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1393_fused_scale_mul_sum_mul:
- *   %1393 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1392 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1388 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1387 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1391 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1390 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1389 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1438 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1484 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1393_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k1397_fused_add_mul_mul_id:
- *   %1397 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1386 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1396 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1394 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1395 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1442 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1488 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1397_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k1400_fused_scale_sum_neg:
- *   %1400 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1399 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1398 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1445 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1491 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1400_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k1402_fused_add_id:
- *   %1402 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1401 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1447 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1493 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1402_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k1410_permute:
- *   %1410 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1455 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1501 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1410_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k1412_matmul:
- *   %1412 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1457 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1412_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k1413_matmul:
- *   %1413 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1458 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1413_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1415_col2im:
- *   %1415 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1460 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1415_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1463_fused_mul_add_step:
- *   %1463 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1461 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %1462 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-static void k1463_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1503_matmul:
- *   %1503 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1503_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k1504_matmul:
- *   %1504 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1504_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1506_col2im:
- *   %1506 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1506_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1508_fused_mul_step:
- *   %1508 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1507 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %1553 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1508_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1509_sum:
- *   %1509 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1516 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1540 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1554 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1561 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1585 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1509_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k1511_sum:
- *   %1511 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1518 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1542 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1556 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1563 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1587 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1511_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k1512_sum:
- *   %1512 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1519 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1543 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1557 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1564 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1588 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1512_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1514_mul:
- *   %1514 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1559 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1605 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1514_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k1515_mul:
- *   %1515 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1560 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1606 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1515_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1529_fused_scale_mul_sum_mul:
- *   %1529 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1528 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1524 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1523 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1527 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1526 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1525 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1574 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1620 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1529_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k1533_fused_add_mul_mul_id:
- *   %1533 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1522 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1532 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1530 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1531 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1578 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1624 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1533_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k1536_fused_scale_sum_neg:
- *   %1536 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1535 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1534 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1581 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1627 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1536_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k1538_fused_add_id:
- *   %1538 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1537 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1583 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1629 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1538_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k1546_permute:
- *   %1546 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1591 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1637 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1546_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k1548_matmul:
- *   %1548 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1593 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1639 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1548_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k1549_matmul:
- *   %1549 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1594 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1640 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1549_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k1551_col2im:
- *   %1551 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1596 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1551_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1599_fused_mul_add_step:
- *   %1599 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1597 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %1598 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-static void k1599_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1642_col2im:
- *   %1642 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1642_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1644_fused_mul_step:
- *   %1644 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1643 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k1644_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1645_sum:
- *   %1645 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1652 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1676 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1645_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k1647_sum:
- *   %1647 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1654 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1678 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1647_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k1648_sum:
- *   %1648 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1655 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1679 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1648_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1650_mul:
- *   %1650 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1650_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k1651_mul:
- *   %1651 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1651_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1665_fused_scale_mul_sum_mul:
- *   %1665 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1664 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1660 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1659 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1663 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1662 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1661 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k1665_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k1669_fused_add_mul_mul_id:
- *   %1669 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1658 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1668 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1666 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1667 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1669_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k1672_fused_scale_sum_neg:
- *   %1672 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1671 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1670 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1672_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k1674_fused_add_id:
- *   %1674 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1673 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1674_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k1682_permute:
- *   %1682 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1682_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k1684_matmul:
- *   %1684 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1684_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[615] = {
-    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k590_fused_scale_addc_neg", "%590 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k591_fused_add_mul_scale_sum", "%591 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k592_max", "%592 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k595_fused_exp_sub", "%595 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k596_mul", "%596 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k597_sum", "%597 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k598_clampmin", "%598 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k601_fused_scale_add_log", "%601 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k603_scale", "%603 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"k528_max", "%605 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%608 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%609 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%610 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%613 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%616 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%619 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%620 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%621 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%625 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%628 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%629 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%632 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k634_add", "%634 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k713_fill", "%713 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k715_scale", "%715 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k716_id", "%716 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k718_fused_mul_id", "%718 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k720_neg", "%720 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k722_fused_mul_id", "%722 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k726_fused_mul_div_step", "%726 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k732_neg", "%732 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k734_fused_mul_id", "%734 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k739_fused_mul_div_step", "%739 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k745_fused_scale_add_add_add", "%745 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"k750_fused_mul_div_scale_step", "%750 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k762_fused_scale_mul_mul_mul", "%762 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k763_id", "%763 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
-    {"k764_mul", "%764 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k765_mul", "%765 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k766_sum", "%766 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k775_fused_mul_mul_sum_mul", "%775 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k779_fused_add_mul_mul_id", "%779 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k781_matmul", "%781 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k782_sum", "%782 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k783_matmul_div", "%783 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k786_fused_sum_neg_mul", "%786 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k792_fused_scale_mul_add_id", "%792 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k577_matmul", "%793 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k794_matmul", "%794 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k766_sum", "%795 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k782_sum", "%796 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k797_add", "%797 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k807_fused_mul_mul_sum_mul", "%807 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k811_fused_add_add_mul_mul", "%811 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k822_fused_mul_mul_sum_mul", "%822 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k826_fused_add_mul_mul_id", "%826 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k726_fused_mul_div_step", "%839 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k739_fused_mul_div_step", "%852 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k858_fused_scale_add_add_add", "%858 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k859_matmul", "%859 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k860_matmul", "%860 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k869_fused_mul_mul_sum_mul", "%869 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k873_fused_add_mul_mul_id", "%873 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k882_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k886_fused_add_mul_mul_id", "%886 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k887_sum", "%887 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k889_sum", "%889 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k892_matmul", "%892 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k893_matmul", "%893 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k895_pad", "%895 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k896_sum", "%896 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k898_matmul", "%898 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k899_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k901_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k902_add", "%902 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k903_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k905_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k907_mul", "%907 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k908_mul", "%908 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k903_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k905_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k920_fused_scale_mul_sum_mul", "%920 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k924_fused_add_mul_mul_id", "%924 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k927_fused_scale_sum_neg", "%927 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k929_fused_add_id", "%929 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k903_sum", "%930 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k905_sum", "%932 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k936_matmul", "%936 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k939_matmul_mul_gelu_grad", "%939 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k940_sum", "%940 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k942_sum", "%942 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k945_matmul", "%945 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k946_matmul", "%946 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%948 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_sum", "%950 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k907_mul", "%952 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k908_mul", "%953 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_fused_scale_mul_sum_mul", "%965 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k924_fused_add_mul_mul_id", "%969 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k927_fused_scale_sum_neg", "%973 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k975_fused_add_add_id", "%975 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%976 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%978 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%981 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%982 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%985 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k987_matmul", "%987 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k988_matmul_div", "%988 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k993_fused_mul_sum_neg_mul", "%993 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1009_fused_scale_mul_mul_mul", "%1009 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1010 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k987_matmul", "%1011 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1012 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1014 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1016 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1020 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1022 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1029 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1030 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1033 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1035 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1037 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1040 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1041 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1043_matmul_add_add", "%1043 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1044 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1046 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k907_mul", "%1048 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k908_mul", "%1049 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_fused_scale_mul_sum_mul", "%1061 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k924_fused_add_mul_mul_id", "%1065 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k927_fused_scale_sum_neg", "%1069 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k975_fused_add_add_id", "%1071 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k936_matmul", "%1078 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k939_matmul_mul_gelu_grad", "%1081 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k940_sum", "%1082 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k942_sum", "%1084 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k945_matmul", "%1087 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k946_matmul", "%1088 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k907_mul", "%1094 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k908_mul", "%1095 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_fused_scale_mul_sum_mul", "%1107 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k924_fused_add_mul_mul_id", "%1111 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k927_fused_scale_sum_neg", "%1115 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k975_fused_add_add_id", "%1117 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%1127 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k987_matmul", "%1129 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k988_matmul_div", "%1130 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k993_fused_mul_sum_neg_mul", "%1135 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1009_fused_scale_mul_mul_mul", "%1151 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1152 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k987_matmul", "%1153 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1154 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1156 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1158 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1162 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1164 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1171 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1172 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1175 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1177 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1179 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k981_matmul", "%1182 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k982_matmul", "%1183 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1043_matmul_add_add", "%1185 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1186 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1188 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k907_mul", "%1190 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k908_mul", "%1191 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_fused_scale_mul_sum_mul", "%1203 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k924_fused_add_mul_mul_id", "%1207 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k927_fused_scale_sum_neg", "%1211 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k975_fused_add_add_id", "%1213 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k903_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1216_scatter_add", "%1216 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1217_sum", "%1217 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1220_matmul", "%1220 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1221_matmul_scale", "%1221 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1224 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1226_sum", "%1226 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1229_matmul", "%1229 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1230_matmul", "%1230 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1232_fused_add_id", "%1232 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1233_permute", "%1233 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1236_fused_mul_step", "%1236 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1237 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1239 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1240 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1242_mul", "%1242 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1243_mul", "%1243 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1244 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1246 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1247 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1257_fused_scale_mul_sum_mul", "%1257 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1261_fused_add_mul_mul_id", "%1261 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1264_fused_scale_sum_neg", "%1264 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1266_fused_add_id", "%1266 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1268 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1270 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1271 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1274_permute", "%1274 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1276_matmul", "%1276 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1277_matmul", "%1277 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1279_col2im", "%1279 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1236_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1242_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1243_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1261_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1266_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1274_permute", "%1319 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1276_matmul", "%1321 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1277_matmul", "%1322 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1279_col2im", "%1324 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1327_fused_mul_add_step", "%1327 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1328 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1330 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1331 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1242_mul", "%1333 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1243_mul", "%1334 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1335 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1337 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1338 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_fused_scale_mul_sum_mul", "%1348 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1261_fused_add_mul_mul_id", "%1352 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_fused_scale_sum_neg", "%1355 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1266_fused_add_id", "%1357 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1224_sum", "%1359 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1239_sum", "%1361 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1240_sum", "%1362 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1274_permute", "%1365 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1367_matmul", "%1367 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1368_matmul", "%1368 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1370_col2im", "%1370 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1372_fused_mul_step", "%1372 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1373 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1375 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1376 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1378_mul", "%1378 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1379_mul", "%1379 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1380 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1382 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1383 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1393_fused_scale_mul_sum_mul", "%1393 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1397_fused_add_mul_mul_id", "%1397 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1400_fused_scale_sum_neg", "%1400 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1402_fused_add_id", "%1402 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1404 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1406 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1407 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1410_permute", "%1410 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1412_matmul", "%1412 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1413_matmul", "%1413 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1415_col2im", "%1415 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1372_fused_mul_step", "%1417 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1418 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1420 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1421 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1378_mul", "%1423 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1379_mul", "%1424 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1425 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1427 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1428 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_fused_scale_mul_sum_mul", "%1438 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1397_fused_add_mul_mul_id", "%1442 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1400_fused_scale_sum_neg", "%1445 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1402_fused_add_id", "%1447 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1410_permute", "%1455 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1412_matmul", "%1457 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1413_matmul", "%1458 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1415_col2im", "%1460 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1463_fused_mul_add_step", "%1463 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1464 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1466 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1467 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1378_mul", "%1469 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1379_mul", "%1470 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1471 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1473 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1474 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_fused_scale_mul_sum_mul", "%1484 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1397_fused_add_mul_mul_id", "%1488 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1400_fused_scale_sum_neg", "%1491 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1402_fused_add_id", "%1493 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1373_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1375_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1376_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1410_permute", "%1501 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1503_matmul", "%1503 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1504_matmul", "%1504 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1506_col2im", "%1506 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1508_fused_mul_step", "%1508 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1509 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1511 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1512 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1514_mul", "%1514 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1515_mul", "%1515 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1516 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1518 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1519 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1529_fused_scale_mul_sum_mul", "%1529 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1533_fused_add_mul_mul_id", "%1533 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1536_fused_scale_sum_neg", "%1536 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1538_fused_add_id", "%1538 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1540 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1542 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1543 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1546_permute", "%1546 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1548_matmul", "%1548 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1549_matmul", "%1549 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1551_col2im", "%1551 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1508_fused_mul_step", "%1553 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1554 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1556 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1557 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1514_mul", "%1559 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1515_mul", "%1560 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1561 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1563 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1564 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_fused_scale_mul_sum_mul", "%1574 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1533_fused_add_mul_mul_id", "%1578 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1536_fused_scale_sum_neg", "%1581 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1538_fused_add_id", "%1583 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1546_permute", "%1591 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1548_matmul", "%1593 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1549_matmul", "%1594 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1551_col2im", "%1596 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1599_fused_mul_add_step", "%1599 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1600 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1602 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1603 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1514_mul", "%1605 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1515_mul", "%1606 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1607 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1609 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1610 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_fused_scale_mul_sum_mul", "%1620 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1533_fused_add_mul_mul_id", "%1624 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1536_fused_scale_sum_neg", "%1627 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1538_fused_add_id", "%1629 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1509_sum", "%1631 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1511_sum", "%1633 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1512_sum", "%1634 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1546_permute", "%1637 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1548_matmul", "%1639 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1549_matmul", "%1640 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1642_col2im", "%1642 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1644_fused_mul_step", "%1644 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1645_sum", "%1645 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1647_sum", "%1647 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1648_sum", "%1648 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1650_mul", "%1650 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1651_mul", "%1651 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1645_sum", "%1652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1647_sum", "%1654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1648_sum", "%1655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1665_fused_scale_mul_sum_mul", "%1665 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1669_fused_add_mul_mul_id", "%1669 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1672_fused_scale_sum_neg", "%1672 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1674_fused_add_id", "%1674 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1645_sum", "%1676 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1647_sum", "%1678 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1648_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1682_permute", "%1682 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1684_matmul", "%1684 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%590 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%591 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%592 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%595 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%596 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%597 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%598 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%601 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%603 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%605 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%608 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%609 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%610 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%613 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%616 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%619 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%620 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%621 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%625 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%628 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%629 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%632 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%634 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%713 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%715 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%716 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%718 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%720 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%722 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%726 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%732 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%734 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%739 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%745 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%750 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%762 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%763 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%764 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%765 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%766 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%775 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%779 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%781 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%782 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%783 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%786 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%792 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%793 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%794 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%795 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%796 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%797 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%807 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%811 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%822 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%826 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%839 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%852 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%858 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%859 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%860 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%869 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%873 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%886 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%887 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%889 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%892 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%893 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%895 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k682_sum", "%896 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%898 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k687_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%902 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%907 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%908 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%920 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%924 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%927 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k714_fused_add_id", "%929 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%930 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%932 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%936 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%939 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%940 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%942 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%945 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%946 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%948 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%950 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%952 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%953 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%965 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%969 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%973 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%975 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%976 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%978 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%981 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%982 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%985 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%987 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%988 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%993 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1009 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1010 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1011 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1012 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1014 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1016 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1020 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1022 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1029 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1030 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1033 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1035 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1037 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1040 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1041 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1043 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1044 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1046 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1048 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1049 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1061 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1065 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1069 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1071 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%1078 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%1081 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%1082 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%1084 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%1087 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%1088 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1094 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1095 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1107 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1111 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1115 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1117 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%1127 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1129 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%1130 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%1135 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1151 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1152 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1153 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1154 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1156 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1158 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1162 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1164 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1171 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1172 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1175 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1177 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1179 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1182 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1183 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1185 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1186 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1188 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1190 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1191 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1203 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1207 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1211 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1213 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k1001_scatter_add", "%1216 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k348_sum", "%1217 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k351_matmul", "%1220 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k352_matmul_scale", "%1221 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1224 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k357_sum", "%1226 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k360_matmul", "%1229 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k361_matmul", "%1230 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k363_fused_add_id", "%1232 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k364_permute", "%1233 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1236 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1237 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1239 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1240 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1242 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1243 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1244 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1246 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1247 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1257 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1261 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1264 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1266 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1268 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1270 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1271 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1274 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1276 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1277 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1279 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1319 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1321 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1322 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1324 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%1327 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1328 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1330 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1331 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1333 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1334 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1335 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1337 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1338 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1348 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1352 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1355 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1357 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1359 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1361 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1362 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1365 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%1367 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%1368 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%1370 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1372 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1373 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1375 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1376 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1378 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1379 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1380 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1382 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1383 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1393 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1397 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1400 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1402 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1404 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1406 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1407 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1410 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1412 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1413 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1415 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1417 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1418 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1420 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1421 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1423 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1424 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1425 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1427 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1428 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1438 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1442 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1445 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1447 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1455 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1457 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1458 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1460 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%1463 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1464 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1466 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1467 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1469 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1470 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1471 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1473 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1474 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1484 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1488 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1491 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1493 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1501 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%1503 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%1504 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%1506 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1508 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1509 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1511 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1512 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1514 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1515 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1516 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1518 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1519 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1529 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1533 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1536 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1538 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1540 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1542 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1543 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1546 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1548 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1549 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1551 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1553 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1554 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1556 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1557 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1559 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1560 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1561 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1563 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1564 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1574 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1578 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1581 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1583 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1591 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1593 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1594 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1596 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%1599 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1600 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1602 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1603 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1605 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1606 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1607 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1609 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1610 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1620 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1624 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1627 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1629 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1631 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1633 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1634 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1637 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1639 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1640 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%1642 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%1644 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1645 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1647 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1648 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%1650 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%1651 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1665 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1669 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1672 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%1674 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1676 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1678 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%1682 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%1684 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria = {615, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -4177,627 +649,627 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1222704, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1222704 + 1794048*B, A + 1222704, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1222704 + 131072*B, A + 1222704, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1222704, A + 1222704 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1222704 + 1310720*B, A + 1222704, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1222704 + 1179648*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425344*B, A + 1222704 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1222704 + 1441792*B, A + 1222704 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 384, A + 1222704, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 1867776*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425360*B, A + 1222704 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 1900544*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1222704 + 1933312*B, A + 1222704 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1222704 + 294912*B, A + 1222704 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 1966080*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425376*B, A + 1222704 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 1998848*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1222704 + 2031616*B, A + 1222704 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1572864*B, A + 1222704 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1222704 + 589824*B, A + 1222704 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 2064384*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425392*B, A + 1222704 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 2097152*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1222704 + 2129920*B, A + 1222704 + 1830912*B, A + 1222704 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1222704 + 1830912*B, (real *)P + 28320, A + 1222704 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2162688*B, A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425408*B, A + 1222704 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2179072*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1222704 + 2195456*B, A + 1222704 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1222704 + 884736*B, A + 1222704 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1222704 + 1847296*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1847296*B, A + 1222704 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2211840*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425424*B, A + 1222704 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2228224*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1222704 + 2244608*B, A + 1222704 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1847296*B, A + 1222704 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1222704 + 1847296*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2260992*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425440*B, A + 1222704 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2277376*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1222704 + 2293760*B, A + 1222704 + 1830912*B, A + 1222704 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1646592*B, A + 1222704 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 1654784*B, A + 1222704 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 1646592*B, A + 1222704 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 2318336*B, A + 1222704 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2310144*B, A + 1222704 + 1646592*B, A + 1222704 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425456*B, A + 1222704 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2318336*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1222704 + 1646592*B, A + 1222704 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1222704 + 1720320*B, (real *)P + 195168, A + 1222704 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2342912*B, A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425472*B, A + 1222704 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1222704 + 2359296*B, A + 1222704 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2367488*B, A + 1222704 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1222704 + 1720320*B, A + 1222704 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1222704 + 2367488*B, (real *)P + 343008, A + 1222704 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 2383872*B, A + 1222704 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, A + 1222704 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425488*B, A + 1222704 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1222704 + 2400256*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2424832*B, A + 1222704 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1222704 + 2424960*B, A + 1222704 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 112640*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 117760*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245248*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245408*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 709856, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245728*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 908128, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235312*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 246400*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 246400*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k590_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(214, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k591_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(215, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k592_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(216, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k595_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(217, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k596_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(218, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k597_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(219, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k598_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(220, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k601_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k603_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(222, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(223, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(224, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235280*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(226, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(227, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(228, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(229, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(231, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(232, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235328*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(233, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235328*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(234, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(235, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k634_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1222704, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1222704 + 1794048*B, A + 1222704, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1222704 + 131072*B, A + 1222704, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1222704, A + 1222704 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1222704 + 1310720*B, A + 1222704, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1222704 + 1179648*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425344*B, A + 1222704 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1222704 + 1441792*B, A + 1222704 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 384, A + 1222704, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 1867776*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425360*B, A + 1222704 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 1900544*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1222704 + 1933312*B, A + 1222704 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1222704 + 294912*B, A + 1222704 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 1966080*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425376*B, A + 1222704 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 1998848*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1222704 + 2031616*B, A + 1222704 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1572864*B, A + 1222704 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1222704 + 589824*B, A + 1222704 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1222704 + 1572864*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1222704 + 2064384*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425392*B, A + 1222704 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1222704 + 2097152*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1222704 + 2129920*B, A + 1222704 + 1830912*B, A + 1222704 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1222704 + 1830912*B, (real *)P + 28320, A + 1222704 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2162688*B, A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425408*B, A + 1222704 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2179072*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1222704 + 2195456*B, A + 1222704 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1222704 + 884736*B, A + 1222704 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1222704 + 1847296*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1847296*B, A + 1222704 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2211840*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425424*B, A + 1222704 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2228224*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1222704 + 2244608*B, A + 1222704 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1847296*B, A + 1222704 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1222704 + 1847296*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1222704 + 2260992*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425440*B, A + 1222704 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1222704 + 2277376*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1222704 + 2293760*B, A + 1222704 + 1830912*B, A + 1222704 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1222704 + 1646592*B, A + 1222704 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 1654784*B, A + 1222704 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 1646592*B, A + 1222704 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 2318336*B, A + 1222704 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2310144*B, A + 1222704 + 1646592*B, A + 1222704 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425456*B, A + 1222704 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2318336*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1222704 + 1646592*B, A + 1222704 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1222704 + 1720320*B, (real *)P + 195168, A + 1222704 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2342912*B, A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425472*B, A + 1222704 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1222704 + 2359296*B, A + 1222704 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2367488*B, A + 1222704 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1222704 + 1720320*B, A + 1222704 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1222704 + 2367488*B, (real *)P + 343008, A + 1222704 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1222704 + 2383872*B, A + 1222704 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, A + 1222704 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425488*B, A + 1222704 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1222704 + 2400256*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1222704 + 2424832*B, A + 1222704 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1222704 + 2424960*B, A + 1222704 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 112640*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 117760*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245248*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245408*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 709856, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245616*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 245616*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245728*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 908128, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, A + 1222704 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 235312*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 246400*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 246400*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(214, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(215, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(216, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(217, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(218, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(219, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(220, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(222, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(223, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(224, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1222704 + 2425584*B + 25168*B*T + 235280*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(226, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(227, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(228, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(229, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(231, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(232, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235328*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(233, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235328*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(234, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(235, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(236, 0, sizeof(real)*((double)1), k713_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
-    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), k715_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(238, (double)B, sizeof(real)*((double)B + (double)1), k716_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(239, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k718_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(240, (double)B, sizeof(real)*((double)B + (double)B), k720_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(241, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k722_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(242, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(243, (double)T, sizeof(real)*((double)T + (double)T), k732_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(244, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k734_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(245, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(246, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k745_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(247, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k750_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(248, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k762_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(249, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k763_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k764_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k765_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(253, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k775_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(254, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k779_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(255, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k781_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(256, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(257, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k783_matmul_div(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2334720*B, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(258, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k786_fused_sum_neg_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(259, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k792_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(260, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2400256*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(261, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k794_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(263, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2400256*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(264, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k797_add(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(265, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k807_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(266, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k811_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(267, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k822_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(268, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k826_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(269, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(270, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(271, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k858_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(272, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k859_matmul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(273, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k860_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(274, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k869_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(275, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k873_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(276, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k882_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(277, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k886_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(278, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k887_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(279, (double)4992, sizeof(real)*((double)128 + (double)4992), k889_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(280, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k892_matmul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(281, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k893_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(282, 0, sizeof(real)*((double)5120*T + (double)4992*T), k895_pad(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(283, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k896_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k898_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k899_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(286, 0, sizeof(real)*((double)5120*T + (double)128*T), k901_pad(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(287, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k902_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(297, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k929_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(301, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k939_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %939 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(302, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(303, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(304, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(305, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 51200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 51200*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(315, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(318, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(319, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(320, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(321, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 58880*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(322, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k988_matmul_div(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %988 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(323, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 64000*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(324, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 64000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(325, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(327, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 58880*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(330, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(331, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(334, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(335, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(336, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(339, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(340, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(341, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1043_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, (real *)P + 891616, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1043 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(355, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k939_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1081 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(375, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(376, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k988_matmul_div(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %1130 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(377, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(378, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(379, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(381, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(384, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(385, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(386, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(387, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(388, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(389, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(390, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(393, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(394, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(395, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1043_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (real *)P + 693344, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1185 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(397, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(398, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(402, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(403, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(404, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(405, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(406, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(407, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1216_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1217_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(409, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1220_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(410, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1221_matmul_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1221 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(411, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(412, (double)8192, sizeof(real)*((double)128 + (double)8192), k1226_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(413, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1229_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(414, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1230_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1232_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(416, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1233_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(417, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(418, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(423, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(425, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(426, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(427, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(434, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(435, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(436, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(437, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(438, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(451, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(452, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(454, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1327_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(463, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(464, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(465, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(466, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(473, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(474, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1367_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(475, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1368_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(476, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1370_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(477, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(478, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(479, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(480, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(481, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(482, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(483, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(484, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(485, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(498, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(511, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(512, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(513, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(514, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(515, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(516, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(517, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1463_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(533, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(534, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1503_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(535, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1504_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(536, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1506_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(537, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(538, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(539, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(540, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(541, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(542, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(558, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(563, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(564, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(565, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(571, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(572, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(573, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(574, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(575, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(576, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(577, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1599_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(593, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(594, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(595, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(596, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1642_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(597, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1644_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(598, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1650_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(602, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1651_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(603, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(604, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(605, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(606, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1665_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(607, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1669_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(608, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1672_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(609, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1674_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(611, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(612, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(613, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1682_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(614, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1684_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(236, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
+    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(238, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(239, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235312*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(240, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(241, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(242, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(243, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(244, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(245, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235296*T, A + 1222704 + 2425584*B + 25168*B*T + 235280*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(246, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(247, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(248, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(249, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(252, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(253, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(254, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(255, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(256, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(257, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2334720*B, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(258, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(259, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(260, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2400256*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(261, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(262, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(263, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1222704 + 2400256*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(264, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(265, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(266, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(267, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(268, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(269, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(270, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(271, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(272, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(273, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 225152*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(274, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(275, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(276, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(277, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(278, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(279, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(280, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1222704 + 2425584*B + 25168*B*T + 235264*T, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(281, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 230272*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(282, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 235264*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(283, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240256*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(287, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(297, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(300, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(301, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 990944, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %939 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(302, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(303, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(305, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(306, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(307, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 51200*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 51200*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245888*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245888*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(316, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(317, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(320, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(321, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 58880*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(322, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 245728*T, T)); /* %988 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(323, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 64000*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 101120*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(324, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 64000*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(325, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(327, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 58880*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(330, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(331, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(334, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(335, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(336, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(339, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(340, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(341, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, (real *)P + 891616, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1043 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(342, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(343, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(346, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(347, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(352, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(353, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(355, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, (real *)P + 792672, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1081 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245568*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 245568*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(375, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 94720*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(376, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 245408*T, T)); /* %1130 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(377, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 88320*T, A + 1222704 + 2425584*B + 25168*B*T + 245248*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(378, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(379, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1222704 + 2425584*B + 25168*B*T + 99840*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 122880*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(381, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 94720*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(382, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(383, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(384, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(385, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 99840*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(386, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(387, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(388, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(389, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(390, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(393, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(394, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 117760*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(395, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (real *)P + 693344, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1185 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(396, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(397, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(398, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 112640*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(401, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 107520*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(406, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(407, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(408, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(409, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(410, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1221 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(411, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(412, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(413, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(414, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(416, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(417, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(418, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(424, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(435, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(436, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(438, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(451, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(452, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(454, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(455, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(463, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(464, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(473, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(474, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(475, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(476, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(477, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(478, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(484, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(485, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(498, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(511, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(512, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(513, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(514, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(515, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(516, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(538, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(539, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(540, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(541, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(542, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(543, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(544, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(545, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(546, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(547, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(548, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(549, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(550, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(551, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(552, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(553, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(554, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(555, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(556, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(558, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(562, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(563, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(564, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(565, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(571, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(572, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(573, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(574, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(575, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(576, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(577, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(585, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(593, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(594, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(595, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(596, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(597, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(598, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(602, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(603, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(604, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(605, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(606, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(607, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(608, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(609, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(611, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(612, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(613, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(614, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1214464, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1222656, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -11,1060 +11,113 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k7_fused_sum_square:
- *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k9_fused_rsqrt_clampmin:
- *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k12_fused_sum_square:
- *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k14_fused_rsqrt_clampmin:
- *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k18_eye:
- *   %18 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k18_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k19_max:
- *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %96 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k19_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k22_fused_exp_sub:
- *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %99 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k23_sum:
- *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %100 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k24_clampmin:
- *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %101 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %104 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k30_max:
- *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %107 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k33_fused_exp_sub:
- *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %110 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k34_sum:
- *   %34 reduce [1,B]   graphs/lib/losses.lua:11
- *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %111 reduce [1,B]   graphs/lib/losses.lua:11
- *   %116 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k35_clampmin:
- *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %112 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k42_fused_mul_sub_add_log:
- *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %119 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k43_sum:
- *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %120 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k43_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k46_fused_scale_add_sum_sub:
- *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %123 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k49_fused_sum_square:
- *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k51_fused_rsqrt_clampmin:
- *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k56_fused_sum_square:
- *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k58_fused_rsqrt_clampmin:
- *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k61_matmul_scale:
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k62_max:
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k62_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k65_fused_exp_sub:
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k68_matmul:
- *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %230 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k70_fused_sum_square:
- *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k72_fused_rsqrt_clampmin:
- *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k81_fused_scale_addc_neg:
- *   %81 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
- *     + %80 map:addc [T,1,39,1]  graphs/lib/model.lua:49
- *     + %79 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
-static void k81_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k82_fused_add_mul_scale_sum:
- *   %82 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49
- *     + %78 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %76 map:scale [T,B,39,1]  graphs/lib/model.lua:49
- *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *     + %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k82_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
-}
-
-/* k83_max:
- *   %83 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k83_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k86_fused_exp_sub:
- *   %86 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
- *     + %85 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
-static void k86_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k87_mul:
- *   %87 map:mul [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k87_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k88_sum:
- *   %88 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k88_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k89_clampmin:
- *   %89 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k89_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k92_fused_scale_add_log:
- *   %92 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
- *     + %91 map:add [T,B,1,1]  graphs/lib/model.lua:49
- *     + %90 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
-static void k92_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = ((log((in0[i0]))) + (in1[i0])) * (real)0.20000000000000001;
-}
-
-/* k94_scale:
- *   %94 map:scale [T,B]   graphs/lib/model.lua:50 */
-static void k94_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k125_add:
- *   %125 map:add []   graphs/lib/model.lua:136 */
-static void k125_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k150_fill:
- *   %150 fill [] (backward)  graphs/lib/model.lua:137 */
-static void k150_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k152_scale:
- *   %152 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k152_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k153_id:
- *   %153 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k153_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k155_fused_mul_id:
- *   %155 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %154 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k155_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k157_neg:
- *   %157 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k157_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k159_fused_mul_id:
- *   %159 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %158 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k159_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k163_fused_mul_div_step:
- *   %163 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %161 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %162 map:step [1,B]  graphs/lib/losses.lua:11
- *   %276 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k163_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k169_neg:
- *   %169 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k169_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k171_fused_mul_id:
- *   %171 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %170 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k171_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k176_fused_mul_div_step:
- *   %176 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %174 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %175 map:step [T,1]  graphs/lib/losses.lua:10
- *   %289 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k176_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k182_fused_scale_add_add_add:
- *   %182 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
- *     + %181 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %173 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %168 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %165 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %164 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %178 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %177 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k182_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k187_fused_mul_div_scale_step:
- *   %187 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49
- *     + %185 map:div [T,B,1,1]  graphs/lib/model.lua:49
- *     + %184 map:scale [T,B,1,1]  graphs/lib/model.lua:49
- *     + %186 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
-static void k187_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = (((in0[i0]) * (real)0.20000000000000001) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k199_fused_scale_mul_mul_mul:
- *   %199 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *     + %196 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %192 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %189 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %188 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
-static void k199_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (((((in0[i0*B + i1])) * (in1[i0*39 + i2])) * (in2[i0*39*B + i1*39 + i2])) * (in1[i0*39 + i2])) * (real)5;
-}
-
-/* k200_id:
- *   %200 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13 */
-static void k200_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k201_mul:
- *   %201 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k201_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k202_mul:
- *   %202 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k202_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k203_sum:
- *   %203 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %232 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k203_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k212_fused_mul_mul_sum_mul:
- *   %212 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %210 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %206 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %205 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %209 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k216_fused_add_mul_mul_id:
- *   %216 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %204 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k218_matmul:
- *   %218 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k219_sum:
- *   %219 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %233 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k219_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k220_matmul_div:
- *   %220 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k220_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k223_fused_sum_neg_mul:
- *   %223 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %222 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %221 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k229_fused_scale_mul_add_id:
- *   %229 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %225 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %224 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k229_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k231_matmul:
- *   %231 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k234_add:
- *   %234 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k234_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k244_fused_mul_mul_sum_mul:
- *   %244 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %242 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %237 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %236 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %241 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %240 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %239 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %243 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k248_fused_add_add_mul_mul:
- *   %248 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %238 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %235 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %247 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %245 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %246 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k248_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k259_fused_mul_mul_sum_mul:
- *   %259 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %257 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %253 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %252 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %256 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %255 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %254 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %258 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k259_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k263_fused_add_mul_mul_id:
- *   %263 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %251 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %262 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %260 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %261 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k263_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k295_fused_scale_add_add_add:
- *   %295 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %294 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %286 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %281 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %278 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %277 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %291 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %290 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k295_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k296_matmul:
- *   %296 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k296_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k297_matmul:
- *   %297 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k297_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k306_fused_mul_mul_sum_mul:
- *   %306 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %304 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %300 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %299 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %303 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %302 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %301 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %305 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k306_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k310_fused_add_mul_mul_id:
- *   %310 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %298 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %309 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %307 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %308 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k310_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k319_fused_mul_mul_sum_mul:
- *   %319 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %317 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %313 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %312 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %316 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %315 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %314 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %318 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k319_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k323_fused_add_mul_mul_id:
- *   %323 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %311 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %322 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %320 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %321 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k323_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[102] = {
-    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k81_fused_scale_addc_neg", "%81 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k82_fused_add_mul_scale_sum", "%82 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k83_max", "%83 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k86_fused_exp_sub", "%86 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k87_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k88_sum", "%88 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k89_clampmin", "%89 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k92_fused_scale_add_log", "%92 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k94_scale", "%94 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"k19_max", "%96 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%99 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%100 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%101 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%104 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%107 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%110 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%111 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%112 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%116 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k125_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"k150_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k152_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k153_id", "%153 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k155_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k157_neg", "%157 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k159_fused_mul_id", "%159 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k163_fused_mul_div_step", "%163 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k169_neg", "%169 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k171_fused_mul_id", "%171 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k176_fused_mul_div_step", "%176 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k182_fused_scale_add_add_add", "%182 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"k187_fused_mul_div_scale_step", "%187 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k199_fused_scale_mul_mul_mul", "%199 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k200_id", "%200 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
-    {"k201_mul", "%201 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k202_mul", "%202 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k218_matmul", "%218 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k219_sum", "%219 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k220_matmul_div", "%220 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k68_matmul", "%230 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k231_matmul", "%231 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k203_sum", "%232 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k219_sum", "%233 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k234_add", "%234 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k244_fused_mul_mul_sum_mul", "%244 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k248_fused_add_add_mul_mul", "%248 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k259_fused_mul_mul_sum_mul", "%259 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k263_fused_add_mul_mul_id", "%263 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k163_fused_mul_div_step", "%276 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k176_fused_mul_div_step", "%289 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k295_fused_scale_add_add_add", "%295 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k296_matmul", "%296 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k297_matmul", "%297 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k306_fused_mul_mul_sum_mul", "%306 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k310_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k319_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k323_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%81 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k82_fused_add_mul_scale_sum", "%82 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%83 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%86 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%88 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%89 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k92_fused_scale_add_log", "%92 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%94 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%96 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%99 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%100 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%101 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%104 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%107 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%110 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%111 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%112 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%116 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%153 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%157 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%159 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%163 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%169 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%171 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%176 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%182 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k187_fused_mul_div_scale_step", "%187 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k199_fused_scale_mul_mul_mul", "%199 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%200 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%201 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%202 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%218 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%219 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%220 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%230 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%231 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%232 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%233 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%234 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%244 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%248 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%259 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%263 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%276 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%289 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%295 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%296 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%297 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%306 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria_features_loss = {102, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -1083,114 +136,114 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15200*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 24912*B + 25168*B*T + 14976*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48 + 24576*B, (real *)inputs[2], A + 48 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 24912*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 25104*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 15232*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24704*B, A + 48 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B, A + 48 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24864*B, A + 48 + 24912*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24720*B, A + 48 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5040*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 15120*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 24880*B, A + 48 + 24704*B, A + 48 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15104*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 48 + 24912*B + 25168*B*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T, A + 48, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 48 + 24912*B + 24960*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 48 + 24912*B + 25008*B*T, A + 48 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k81_fused_scale_addc_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[4], T)); /* %81 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(38, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k82_fused_add_mul_scale_sum(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 4992*B*T, (real *)inputs[4], A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %82 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(39, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k83_max(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(40, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k86_fused_exp_sub(A + 48 + 24912*B + 10032*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %86 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(41, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k87_mul(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10032*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(42, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k88_sum(A + 48 + 24912*B + 10112*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(43, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_clampmin(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(44, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k92_fused_scale_add_log(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %92 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(46, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10016*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(47, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %99 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(48, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5008*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(51, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24768*B, A + 48 + 24912*B + 10016*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(52, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24768*B, B, T)); /* %110 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(53, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24784*B, A + 48 + 24912*B + 10128*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(54, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(55, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24816*B, A + 48 + 24912*B + 10096*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(56, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 5056*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(57, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(58, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(59, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k125_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15200*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 48 + 24912*B + 25168*B*T + 14976*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 48 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 48 + 24576*B, (real *)inputs[2], A + 48 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 48 + 24912*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 48 + 24912*B + 25104*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 48 + 24912*B + 25168*B*T + 15232*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 48 + 24704*B, A + 48 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B, A + 48 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 24864*B, A + 48 + 24912*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 24720*B, A + 48 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 48 + 24912*B + 25168*B*T + 5040*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 15120*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 24880*B, A + 48 + 24704*B, A + 48 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15104*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 48 + 24912*B + 25168*B*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T, A + 48, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 48 + 24912*B + 24960*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 48 + 24912*B + 25008*B*T, A + 48 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[4], T)); /* %81 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(38, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), gloria_features_loss_k82_fused_add_mul_scale_sum(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 4992*B*T, (real *)inputs[4], A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %82 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(39, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(40, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 48 + 24912*B + 10032*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %86 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(41, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10032*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(42, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 48 + 24912*B + 10112*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(43, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(44, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k92_fused_scale_add_log(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %92 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(46, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10016*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(47, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %99 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(48, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 48 + 24912*B + 25168*B*T + 5008*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 48 + 24768*B, A + 48 + 24912*B + 10016*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(52, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24768*B, B, T)); /* %110 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(53, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 24784*B, A + 48 + 24912*B + 10128*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(54, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(55, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 48 + 24816*B, A + 48 + 24912*B + 10096*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(56, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 5056*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(57, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(58, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(59, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(60, 0, sizeof(real)*((double)1), k150_fill(A + 16)); /* %150 fill []  graphs/lib/model.lua:137 */
-    CALL(61, (double)1, sizeof(real)*((double)1 + (double)1), k152_scale(A + 32, A + 16, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(62, (double)B, sizeof(real)*((double)B + (double)1), k153_id(A + 48 + 24896*B, A + 32, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(63, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k155_fused_mul_id(A + 48 + 24912*B + 25168*B*T + 15264*T, A + 32, A + 48 + 24912*B + 25168*B*T + 5040*T, T)); /* %155 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(64, (double)B, sizeof(real)*((double)B + (double)B), k157_neg(A + 48 + 24768*B, A + 48 + 24896*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(65, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k159_fused_mul_id(A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %159 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(66, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24768*B, A + 48 + 24896*B, A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %163 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(67, (double)T, sizeof(real)*((double)T + (double)T), k169_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(68, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k171_fused_mul_id(A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %171 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(69, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %176 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(70, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k182_fused_scale_add_add_add(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %182 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
-    CALL(71, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k187_fused_mul_div_scale_step(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %187 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(72, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k199_fused_scale_mul_mul_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 10000*B*T, (real *)inputs[4], A + 48 + 24912*B + 10032*B*T, B, T)); /* %199 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(73, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(74, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(75, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k202_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(76, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(77, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k212_fused_mul_mul_sum_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(78, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k216_fused_add_mul_mul_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(79, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k218_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(80, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48 + 8192*B, A + 48 + 24912*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(81, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k220_matmul_div(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, (real *)inputs[3], A + 48 + 24912*B + 24960*B*T, B, T)); /* %220 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(82, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k223_fused_sum_neg_mul(A + 48 + 24912*B, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 22464*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(83, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k229_fused_scale_mul_add_id(A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 19968*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(84, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B + 8192*B*T, A + 48 + 24912*B + 17472*B*T, A + 48, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(85, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k231_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(87, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48, A + 48 + 24912*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(88, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(89, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(90, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k248_fused_add_add_mul_mul(A + 48 + 16384*B, A + 48 + 8192*B, A + 48, A + 48 + 24704*B, A + 48 + 24768*B, (real *)inputs[3], B)); /* %248 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(91, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k259_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 9984*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %259 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(92, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k263_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[1], T)); /* %263 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(93, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24704*B, A + 48 + 24896*B, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(94, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(95, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k295_fused_scale_add_add_add(A + 48 + 24912*B, A + 48 + 24912*B + 25136*B*T, A + 48 + 24704*B, A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(96, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k296_matmul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(97, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k297_matmul(A + 48, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(98, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k306_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(99, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k310_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(100, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k319_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 5248*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %319 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(101, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k323_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T + 5120*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 5248*T, (real *)inputs[0], T)); /* %323 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(60, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 16)); /* %150 fill []  graphs/lib/model.lua:137 */
+    CALL(61, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 32, A + 16, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(62, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 48 + 24896*B, A + 32, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(63, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 48 + 24912*B + 25168*B*T + 15264*T, A + 32, A + 48 + 24912*B + 25168*B*T + 5040*T, T)); /* %155 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(64, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 48 + 24768*B, A + 48 + 24896*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(65, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %159 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(66, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 48 + 24768*B, A + 48 + 24896*B, A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %163 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(68, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %171 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(69, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %176 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(70, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %182 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(71, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), gloria_features_loss_k187_fused_mul_div_scale_step(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %187 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(72, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), gloria_features_loss_k199_fused_scale_mul_mul_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 10000*B*T, (real *)inputs[4], A + 48 + 24912*B + 10032*B*T, B, T)); /* %199 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(73, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(74, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(75, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(76, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(77, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(78, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(79, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(80, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 48 + 8192*B, A + 48 + 24912*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(81, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, (real *)inputs[3], A + 48 + 24912*B + 24960*B*T, B, T)); /* %220 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(82, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 48 + 24912*B, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 22464*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(83, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 19968*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(84, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 48 + 24912*B + 8192*B*T, A + 48 + 24912*B + 17472*B*T, A + 48, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(85, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(87, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 48, A + 48 + 24912*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(88, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(89, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(90, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 48 + 16384*B, A + 48 + 8192*B, A + 48, A + 48 + 24704*B, A + 48 + 24768*B, (real *)inputs[3], B)); /* %248 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(91, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 9984*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %259 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(92, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[1], T)); /* %263 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(93, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 48 + 24704*B, A + 48 + 24896*B, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(94, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(95, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 48 + 24912*B, A + 48 + 24912*B + 25136*B*T, A + 48 + 24704*B, A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(96, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(97, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 48, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(98, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(99, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(100, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 5248*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %319 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(101, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T + 5120*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 5248*T, (real *)inputs[0], T)); /* %323 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 24912*B + 25168*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 48 + 24912*B + 25168*B*T, sizeof(real)*(size_t)(4992*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));

@@ -11,307 +11,34 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k9_fused_rsqrt_clampmin_sum_square:
- *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
- *     + %7 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k14_fused_rsqrt_clampmin_sum_square:
- *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
- *     + %12 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k21_fused_rsqrt_clampmin_sum_square:
- *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
- *     + %19 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k22_mul:
- *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k22_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k28_fused_rsqrt_clampmin_sum_square:
- *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k29_mul:
- *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k31_matmul_scale:
- *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k31_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k32_max:
- *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k32_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k35_fused_exp_sub:
- *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k36_sum:
- *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k36_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k37_div:
- *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k37_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k38_matmul:
- *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11 */
-static void k38_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k42_fused_rsqrt_clampmin_sum_square:
- *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k51_fused_scale_addc_neg:
- *   %51 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
- *     + %50 map:addc [T,1,39,1]  graphs/lib/model.lua:49
- *     + %49 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
-static void k51_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k52_fused_add_mul_scale_sum:
- *   %52 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49
- *     + %48 map:mul [T,B,39,1]  graphs/lib/model.lua:49
- *     + %46 map:scale [T,B,39,1]  graphs/lib/model.lua:49
- *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13
- *     + %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k52_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * ((in1[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in2[i0*39*B + i1*39 + i2])); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
-}
-
-/* k53_max:
- *   %53 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k53_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k57_fused_mul_exp_sub:
- *   %57 fused:mul_exp_sub [T,B,39,1]   graphs/lib/model.lua:49
- *     + %56 map:exp [T,B,39,1]  graphs/lib/model.lua:49
- *     + %55 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
-static void k57_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (exp_real(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
-}
-
-/* k58_sum:
- *   %58 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k58_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k62_fused_scale_add_log_clampmin:
- *   %62 fused:scale_add_log_clampmin [T,B,1,1]   graphs/lib/model.lua:49
- *     + %61 map:add [T,B,1,1]  graphs/lib/model.lua:49
- *     + %60 map:log [T,B,1,1]  graphs/lib/model.lua:49
- *     + %59 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-static void k62_fused_scale_add_log_clampmin(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = ((log(((in0[i0]) > (real)1.0000000000000001e-30 ? (in0[i0]) : (real)1.0000000000000001e-30))) + (in1[i0])) * (real)0.20000000000000001;
-}
-
-/* k64_scale:
- *   %64 map:scale [T,B]   graphs/lib/model.lua:50 */
-static void k64_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[23] = {
-    {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k31_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k51_fused_scale_addc_neg", "%51 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k52_fused_add_mul_scale_sum", "%52 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k53_max", "%53 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k57_fused_mul_exp_sub", "%57 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k58_sum", "%58 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k62_fused_scale_add_log_clampmin", "%62 fused:scale_add_log_clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k64_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%51 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_score_k52_fused_add_mul_scale_sum", "%52 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%53 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_score_k57_fused_mul_exp_sub", "%57 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%58 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_score_k62_fused_scale_add_log_clampmin", "%62 fused:scale_add_log_clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_gloria_score = {23, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -330,29 +57,29 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 8256*B + 7600*B*T, (real *)inputs[0], A + 8256*B + 7600*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 8256*B + 7584*B*T, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 7600*B*T, (real *)inputs[1], A + 8256*B + 7600*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k31_matmul_scale(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 8256*B + 2496*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 4992*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7488*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(16, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_scale_addc_neg(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[4], T)); /* %51 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(17, (double)15093*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*T + (double)39*T), k52_fused_add_mul_scale_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7600*B*T, A + 8256*B, A + 8256*B + 7488*B*T, (real *)inputs[4], A + 8256*B + 7600*B*T + 4992*T, B, T)); /* %52 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(18, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k53_max(A + 8256*B, A + 8256*B + 7536*B*T, B, T)); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(19, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k57_fused_mul_exp_sub(A + 8256*B + 7488*B*T, A + 8256*B + 7536*B*T, A + 8256*B, (real *)inputs[4], B, T)); /* %57 fused:mul_exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(20, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k58_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7488*B*T, B, T)); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(21, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k62_fused_scale_add_log_clampmin(A + 8256*B + 7552*B*T, A + 8256*B + 7536*B*T, A + 8256*B, B, T)); /* %62 fused:scale_add_log_clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(22, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k64_scale(A + 8256*B + 7568*B*T, A + 8256*B + 7552*B*T, B, T)); /* %64 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), convirt_score_k9_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 8256*B + 7600*B*T, (real *)inputs[0], A + 8256*B + 7600*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 8256*B + 7584*B*T, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_score_k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 8256*B + 7600*B*T, (real *)inputs[1], A + 8256*B + 7600*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_score_k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 8256*B, A + 8256*B + 7600*B*T, A + 0, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 8256*B + 2496*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 8256*B, A + 8256*B + 4992*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 7488*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(16, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 8256*B + 7600*B*T + 4992*T, (real *)inputs[4], T)); /* %51 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(17, (double)15093*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T + (double)39*T + (double)39*T), gloria_score_k52_fused_add_mul_scale_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7600*B*T, A + 8256*B, A + 8256*B + 7488*B*T, (real *)inputs[4], A + 8256*B + 7600*B*T + 4992*T, B, T)); /* %52 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(18, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 8256*B, A + 8256*B + 7536*B*T, B, T)); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(19, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), gloria_score_k57_fused_mul_exp_sub(A + 8256*B + 7488*B*T, A + 8256*B + 7536*B*T, A + 8256*B, (real *)inputs[4], B, T)); /* %57 fused:mul_exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(20, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 8256*B + 7536*B*T, A + 8256*B + 7488*B*T, B, T)); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(21, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), gloria_score_k62_fused_scale_add_log_clampmin(A + 8256*B + 7552*B*T, A + 8256*B + 7536*B*T, A + 8256*B, B, T)); /* %62 fused:scale_add_log_clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(22, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 8256*B + 7568*B*T, A + 8256*B + 7552*B*T, B, T)); /* %64 map:scale [T,B]  graphs/lib/model.lua:50 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

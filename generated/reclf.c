@@ -11,4722 +11,693 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k6_fused_scale_addc:
- *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k9_im2col:
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k11_matmul:
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k13_permute:
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k13_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k16_add:
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k21_fused_scale_sum:
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k22_sub:
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k27_fused_rsqrt_addc_scale_sum:
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k28_mul:
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k33_fused_add_mul:
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k34_relu:
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k34_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k37_im2col:
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k39_matmul:
- *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k41_permute:
- *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k41_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k44_add:
- *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k49_fused_scale_sum:
- *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k50_sub:
- *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k55_fused_rsqrt_addc_scale_sum:
- *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k56_mul:
- *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k61_fused_add_mul:
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
-static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k62_relu:
- *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k62_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k65_im2col:
- *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k118_fused_add_add_mul:
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k122_im2col:
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k124_matmul:
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k126_permute:
- *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k126_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k129_add:
- *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k134_fused_scale_sum:
- *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k135_sub:
- *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k140_fused_rsqrt_addc_scale_sum:
- *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k141_mul:
- *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k146_fused_add_mul:
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
-static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k147_relu:
- *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k147_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k150_im2col:
- *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k152_matmul:
- *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k203_fused_add_add_mul:
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k207_im2col:
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k209_matmul:
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k211_permute:
- *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k211_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k214_add:
- *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k219_fused_scale_sum:
- *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k220_sub:
- *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k225_fused_rsqrt_addc_scale_sum:
- *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k226_mul:
- *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k231_fused_add_mul:
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k232_relu:
- *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k232_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k235_im2col:
- *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k237_matmul:
- *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k288_fused_add_add_mul:
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k291_permute:
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k291_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k297_matmul_add:
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
-static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k298_sum:
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k298_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k300_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k304_matmul_add:
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k307_gather:
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k308_add:
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k312_fused_scale_sum:
- *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k313_sub:
- *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k318_fused_rsqrt_addc_scale_sum:
- *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k319_mul:
- *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k321_fused_add_mul:
- *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k327_matmul_add:
- *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k329_permute:
- *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k329_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k352_fused_scale_addc_neg:
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k353_matmul_add_mul_scale:
- *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k354_max:
- *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k354_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k357_fused_exp_sub:
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
-}
-
-/* k358_mul:
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k359_sum:
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k359_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k360_clampmin:
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k361_div:
- *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k362_matmul:
- *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1174 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1316 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k363_permute:
- *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1176 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1186 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1197 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1318 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k363_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k371_matmul_add_add:
- *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k390_matmul_add:
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k391_gelu:
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
-}
-
-/* k398_matmul_add_add:
- *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k502_slice:
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k502_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k507_matmul_add:
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k508_slice:
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k508_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
-}
-
-/* k514_matmul_add:
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
-static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k516_fused_sum_square:
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k518_fused_rsqrt_clampmin:
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k519_mul:
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k521_fused_sum_square:
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k523_fused_rsqrt_clampmin:
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k524_mul:
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k526_matmul_scale:
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k527_eye:
- *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k527_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k528_max:
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10
- *   %650 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k531_fused_exp_sub:
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %653 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k532_sum:
- *   %532 reduce [T,1]   graphs/lib/losses.lua:10
- *   %550 reduce [T,1]   graphs/lib/losses.lua:12
- *   %654 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k533_clampmin:
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %655 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k536_mul:
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %658 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k539_max:
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11
- *   %661 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k542_fused_exp_sub:
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %664 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k543_sum:
- *   %543 reduce [1,B]   graphs/lib/losses.lua:11
- *   %548 reduce [1,B]   graphs/lib/losses.lua:11
- *   %665 reduce [1,B]   graphs/lib/losses.lua:11
- *   %670 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k544_clampmin:
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %666 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k551_fused_mul_sub_add_log:
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
- *   %673 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k552_sum:
- *   %552 reduce [1,1]   graphs/lib/losses.lua:13
- *   %674 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k552_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k555_fused_scale_add_sum_sub:
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
- *   %677 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k558_fused_sum_square:
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k560_fused_rsqrt_clampmin:
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k561_mul:
- *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k565_fused_sum_square:
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k567_fused_rsqrt_clampmin:
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k568_mul:
- *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k570_matmul_scale:
- *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k571_max:
- *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k574_fused_exp_sub:
- *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k575_sum:
- *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k577_matmul:
- *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %955 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k579_fused_sum_square:
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k581_fused_rsqrt_clampmin:
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k582_mul:
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k583_mul:
- *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k583_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k590_matmul:
- *   %590 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %593 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %1056 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k590_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k601_fused_scale_addc_neg:
- *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *     + %600 map:addc [T,1,39]  graphs/lib/srm.lua:12
- *     + %599 map:neg [T,1,39]  graphs/lib/srm.lua:12
- *   %635 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k601_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k602_matmul_add_mul_scale:
- *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *     + %595 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
- *     + %598 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %596 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k602_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*1521 + r*39;
-            #pragma omp simd
-            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k603_max:
- *   %603 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k603_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k606_fused_exp_sub:
- *   %606 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *     + %605 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-static void k606_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k607_mul:
- *   %607 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-static void k607_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k608_sum:
- *   %608 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k608_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k609_clampmin:
- *   %609 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k609_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k610_div:
- *   %610 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %896 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k610_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k623_matmul:
- *   %623 matmul [T,128]   graphs/lib/irm.lua:9
- *   %872 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %889 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %1062 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k623_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k763_matmul:
- *   %763 matmul [T,128]   graphs/lib/irm.lua:10
- *   %768 matmul [T,128]   graphs/lib/irm.lua:10
- *   %771 matmul [T,128]   graphs/lib/irm.lua:10 */
-static void k763_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k774_fused_sum_mul:
- *   %774 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
- *     + %773 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k774_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1] = r1; }
-}
-
-/* k775_matmul:
- *   %775 matmul [T,B,39,1]   graphs/lib/irm.lua:10
- *   %760 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k775_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k636_fused_add_mul_scale_add:
- *   %636 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %632 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %630 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %776 map:add [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %766 reduce [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %765 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k636_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = ((((r1) + (in2[i0*39*B + i1*39 + i2])) * (real)0.088388347648318433) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
-}
-
-/* k637_max:
- *   %637 reduce [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k637_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k640_fused_exp_sub:
- *   %640 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %639 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k640_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k641_mul:
- *   %641 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k641_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k642_sum:
- *   %642 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %646 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %845 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k642_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k643_clampmin:
- *   %643 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k643_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k644_div:
- *   %644 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k644_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k753_sum:
- *   %753 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k753_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(16384) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k756_matmul:
- *   %756 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k756_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k759_fused_sum_mul:
- *   %759 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *     + %758 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k759_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
-}
-
-/* k761_fused_add_sum:
- *   %761 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33
- *     + %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-static void k761_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) + (in1[i0]); }
-}
-
-/* k645_mul:
- *   %645 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %821 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k645_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k648_scale:
- *   %648 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k648_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k679_add:
- *   %679 map:add []   graphs/lib/model.lua:85 */
-static void k679_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k785_fill:
- *   %785 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k785_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k787_scale:
- *   %787 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k787_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k788_id:
- *   %788 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k788_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k790_fused_mul_id:
- *   %790 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %789 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k790_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k792_neg:
- *   %792 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k792_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k794_fused_mul_id:
- *   %794 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %793 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k794_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k798_fused_mul_div_step:
- *   %798 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %796 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %797 map:step [1,B]  graphs/lib/losses.lua:11
- *   %1002 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k798_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k804_neg:
- *   %804 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k804_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k806_fused_mul_id:
- *   %806 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %805 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k806_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k811_fused_mul_div_step:
- *   %811 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %809 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %810 map:step [T,1]  graphs/lib/losses.lua:10
- *   %1015 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k811_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k817_fused_scale_add_add_add:
- *   %817 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *     + %816 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %808 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %803 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %800 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %799 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %813 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %812 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k817_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k819_id:
- *   %819 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k819_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k822_matmul:
- *   %822 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %861 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k822_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
-    }
-}
-
-/* k823_matmul:
- *   %823 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %862 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
-static void k823_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k824_sum:
- *   %824 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %863 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k824_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (1521 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*1521;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
-        }
-}
-
-/* k825_id:
- *   %825 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %865 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %881 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k825_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k827_mul:
- *   %827 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %867 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %883 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %926 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k827_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k828_sum:
- *   %828 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k828_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
-        }
-}
-
-/* k830_sum:
- *   %830 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k830_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k832_sum:
- *   %832 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %1053 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k832_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k835_matmul:
- *   %835 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k835_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k842_fused_div_mul:
- *   %842 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %820 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-static void k842_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
-}
-
-/* k844_fused_neg_mul:
- *   %844 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %843 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k844_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -((in0[i0]) * (in1[i0]));
-}
-
-/* k847_fused_mul_step:
- *   %847 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
- *     + %846 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-static void k847_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k860_fused_scale_mul_mul_mul:
- *   %860 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *     + %857 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %853 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %850 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %849 map:add [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %848 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k860_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k864_add:
- *   %864 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k864_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k868_sum:
- *   %868 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %884 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %928 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %957 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k868_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k869_sum:
- *   %869 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %885 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k869_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k873_matmul:
- *   %873 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %890 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %894 matmul [128,128] (backward)  graphs/lib/irm.lua:9
- *   %1063 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k873_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k874_matmul_add:
- *   %874 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
- *     + %836 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue) */
-static void k874_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
-        }
-    }
-}
-
-/* k879_matmul_add_id:
- *   %879 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
- *     + %878 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
- *     + %839 map:id [128,128]  graphs/lib/model.lua:33 */
-static void k879_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        /* epilogue (add_id), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((in2[lb1 + r*1])) + (o[c]);
-        }
-    }
-}
-
-/* k886_fused_add_add_add_mul:
- *   %886 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *     + %870 map:add [T,B,39,128]  graphs/lib/irm.lua:10
- *     + %841 map:add [T,B,39,128]  graphs/lib/model.lua:33
- *     + %826 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *     + %840 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *     + %866 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *     + %882 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k886_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
-}
-
-/* k887_matmul_add:
- *   %887 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *     + %877 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue) */
-static void k887_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
-        }
-    }
-}
-
-/* k901_fused_mul_sum_neg_mul:
- *   %901 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *     + %899 reduce [T,39,1]  graphs/lib/srm.lua:12
- *     + %898 map:neg [T,39,39]  graphs/lib/srm.lua:12
- *     + %897 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %900 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-static void k901_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k914_fused_scale_mul_mul_mul:
- *   %914 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *     + %911 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %907 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %904 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %903 map:add [T,39,39]  graphs/lib/srm.lua:12
- *     + %902 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-static void k914_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k915_matmul:
- *   %915 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k915_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k916_matmul:
- *   %916 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k916_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k918_matmul:
- *   %918 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %922 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k918_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k919_matmul:
- *   %919 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %923 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %1057 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k919_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k927_mul:
- *   %927 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k927_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k937_fused_mul_mul_sum_mul:
- *   %937 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %935 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %931 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %930 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %934 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %933 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %932 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %936 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k937_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k941_fused_add_mul_mul_id:
- *   %941 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %929 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %940 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %938 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %939 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k941_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k943_matmul:
- *   %943 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k943_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k944_sum:
- *   %944 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %958 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k944_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k945_matmul_div:
- *   %945 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %942 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k945_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k948_fused_sum_neg_mul:
- *   %948 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %947 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %946 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k948_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k954_fused_scale_mul_add_id:
- *   %954 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %951 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %950 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %949 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k954_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k956_matmul:
- *   %956 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k956_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k959_add:
- *   %959 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k959_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k969_fused_mul_mul_sum_mul:
- *   %969 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %967 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %962 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %961 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %966 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %965 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %964 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %968 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k969_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k973_fused_add_add_mul_mul:
- *   %973 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %963 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %960 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %972 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %970 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %971 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k973_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k985_fused_mul_mul_sum_mul:
- *   %985 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %983 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %978 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %977 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %982 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %981 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %980 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %984 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k985_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k989_fused_add_add_add_mul:
- *   %989 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %979 map:add [T,39,128]  graphs/lib/matching.lua:7
- *     + %925 map:add [T,39,128]  graphs/lib/srm.lua:11
- *     + %976 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %988 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %986 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %987 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k989_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
-}
-
-/* k1021_fused_scale_add_add_add:
- *   %1021 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %1020 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %1012 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %1007 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %1004 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %1003 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %1017 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %1016 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k1021_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k1022_matmul:
- *   %1022 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k1022_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1023_matmul:
- *   %1023 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k1023_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1032_fused_mul_mul_sum_mul:
- *   %1032 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %1030 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %1026 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %1025 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %1029 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %1028 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %1027 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %1031 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k1032_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k1036_fused_add_mul_mul_id:
- *   %1036 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %1024 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %1035 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %1033 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %1034 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k1036_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k1046_fused_mul_mul_sum_mul:
- *   %1046 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %1044 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %1039 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %1038 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %1043 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %1042 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %1041 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %1045 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k1046_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k1050_matmul_add_add_mul_mul:
- *   %1050 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %893 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
- *     + %1040 map:add [T,128]  graphs/lib/losses.lua:21
- *     + %1037 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %1049 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %1047 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %1048 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k1050_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        const long lb4 = 0;
-        const long lb5 = 0;
-        /* epilogue (add_add_mul_mul), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
-        }
-    }
-}
-
-/* k1051_sum:
- *   %1051 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k1051_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k1059_pad:
- *   %1059 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k1059_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
-}
-
-/* k1060_sum:
- *   %1060 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k1060_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1065_pad:
- *   %1065 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k1065_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*5120 + i1] = in0[i0*128 + i1];
-}
-
-/* k1066_add:
- *   %1066 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k1066_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k1067_sum:
- *   %1067 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1073 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1094 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1112 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1118 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1140 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k1067_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (5120 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*5120;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
-        }
-}
-
-/* k1069_sum:
- *   %1069 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1075 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1096 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1114 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1120 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1142 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k1069_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1071_mul:
- *   %1071 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1116 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1212 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1258 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1354 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1071_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k1072_mul:
- *   %1072 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1117 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1213 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1259 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1355 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1072_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1084_fused_scale_mul_sum_mul:
- *   %1084 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1083 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1079 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1078 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %1082 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1081 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1080 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %1129 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1225 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1271 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1367 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1084_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
-}
-
-/* k1088_fused_add_mul_mul_id:
- *   %1088 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1077 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %1087 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %1085 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %1086 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %1133 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1229 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1275 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1371 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1088_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k1091_fused_scale_sum_neg:
- *   %1091 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1090 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1089 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %1137 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1233 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1279 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1375 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1091_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k1093_fused_add_id:
- *   %1093 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1092 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-static void k1093_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
-}
-
-/* k1100_matmul:
- *   %1100 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1242 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1100_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k1103_matmul_mul_gelu_grad:
- *   %1103 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %1099 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %1102 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1245 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1103_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
-        }
-    }
-}
-
-/* k1104_sum:
- *   %1104 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1246 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1104_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (20480 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*20480;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
-        }
-}
-
-/* k1106_sum:
- *   %1106 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1248 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1106_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (512 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*512;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
-        }
-}
-
-/* k1109_matmul:
- *   %1109 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1251 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1109_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1110_matmul:
- *   %1110 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1252 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1110_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1139_fused_add_add_id:
- *   %1139 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %1136 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %1138 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %1235 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1281 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1377 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1139_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
-}
-
-/* k1145_matmul:
- *   %1145 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1193 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1204 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1287 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1335 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1346 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1145_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1146_matmul:
- *   %1146 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1184 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1194 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1205 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1288 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1326 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k1146_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1151_matmul:
- *   %1151 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1175 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1293 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1317 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1151_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k1152_matmul_div:
- *   %1152 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %1150 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %1294 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1152_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k1157_fused_mul_sum_neg_mul:
- *   %1157 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %1155 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %1154 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1153 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1156 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %1299 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1157_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k1173_fused_scale_mul_mul_mul:
- *   %1173 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %1169 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1164 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1160 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1159 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1158 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %1315 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1173_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
-}
-
-/* k1207_matmul_add_add:
- *   %1207 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %1183 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %1196 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1349 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1207_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
-        }
-    }
-}
-
-/* k1380_scatter_add:
- *   %1380 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1380_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(131072));
-    #pragma omp parallel for if((long)(5120*T) > 65536)
-    for (long j = 0; j < 128; j++)
-        for (long r = 0; r < 40*T; r++)
-            out[(long)in1[r]*128 + j] += in0[r*128 + j];
-}
-
-/* k1381_sum:
- *   %1381 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1381_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1384_matmul:
- *   %1384 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1384_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1385_matmul_scale:
- *   %1385 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %1383 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k1385_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
-        }
-    }
-}
-
-/* k1388_sum:
- *   %1388 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1401 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1408 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1432 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1446 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1453 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1388_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k1390_sum:
- *   %1390 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1390_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1393_matmul:
- *   %1393 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1393_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1394_matmul:
- *   %1394 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1394_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1396_fused_add_id:
- *   %1396 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %1387 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-static void k1396_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
-}
-
-/* k1397_permute:
- *   %1397 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1397_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
-}
-
-/* k1400_fused_mul_step:
- *   %1400 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1399 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %1445 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1400_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1403_sum:
- *   %1403 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1410 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1434 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1448 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1455 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1479 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1403_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k1404_sum:
- *   %1404 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1411 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1435 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1449 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1456 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1480 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1404_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1406_mul:
- *   %1406 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1451 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1497 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1406_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k1407_mul:
- *   %1407 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1452 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1498 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1407_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1421_fused_scale_mul_sum_mul:
- *   %1421 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1420 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1416 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1415 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1419 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1418 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1417 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1466 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1512 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1421_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k1425_fused_add_mul_mul_id:
- *   %1425 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1414 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1424 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1422 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1423 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1470 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1516 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1425_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k1428_fused_scale_sum_neg:
- *   %1428 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1427 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1426 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1473 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1519 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1428_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k1430_fused_add_id:
- *   %1430 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1429 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1475 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1521 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1430_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k1438_permute:
- *   %1438 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1483 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1529 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1438_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k1440_matmul:
- *   %1440 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1485 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1440_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k1441_matmul:
- *   %1441 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1486 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1441_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1443_col2im:
- *   %1443 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1488 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1443_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1491_fused_mul_add_step:
- *   %1491 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1489 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %1490 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k1491_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1531_matmul:
- *   %1531 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1531_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k1532_matmul:
- *   %1532 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1532_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1534_col2im:
- *   %1534 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1534_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1536_fused_mul_step:
- *   %1536 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1535 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %1581 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1536_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1537_sum:
- *   %1537 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1544 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1568 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1582 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1589 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1613 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1537_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k1539_sum:
- *   %1539 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1546 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1570 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1584 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1591 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1615 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1539_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k1540_sum:
- *   %1540 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1547 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1571 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1585 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1592 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1616 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1540_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1542_mul:
- *   %1542 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1587 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1633 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1542_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k1543_mul:
- *   %1543 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1588 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1634 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1543_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1557_fused_scale_mul_sum_mul:
- *   %1557 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1556 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1552 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1551 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1555 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1554 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1553 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1602 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1648 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1557_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k1561_fused_add_mul_mul_id:
- *   %1561 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1550 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1560 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1558 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1559 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1606 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1652 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1561_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k1564_fused_scale_sum_neg:
- *   %1564 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1563 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1562 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1609 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1655 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1564_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k1566_fused_add_id:
- *   %1566 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1565 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1611 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1657 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1566_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k1574_permute:
- *   %1574 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1619 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1665 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1574_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k1576_matmul:
- *   %1576 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1621 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1576_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k1577_matmul:
- *   %1577 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1622 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1579_col2im:
- *   %1579 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1624 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1579_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1627_fused_mul_add_step:
- *   %1627 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1625 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %1626 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-static void k1627_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1667_matmul:
- *   %1667 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1667_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k1668_matmul:
- *   %1668 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1668_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1670_col2im:
- *   %1670 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1670_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1672_fused_mul_step:
- *   %1672 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1671 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %1717 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1672_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1673_sum:
- *   %1673 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1680 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1704 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1718 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1725 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1749 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1673_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k1675_sum:
- *   %1675 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1682 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1706 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1720 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1727 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1751 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1675_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k1676_sum:
- *   %1676 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1683 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1707 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1721 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1728 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1752 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1676_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1678_mul:
- *   %1678 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1723 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1769 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1678_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k1679_mul:
- *   %1679 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1724 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1770 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1679_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1693_fused_scale_mul_sum_mul:
- *   %1693 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1692 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1688 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1687 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1691 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1690 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1689 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1738 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1784 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1693_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k1697_fused_add_mul_mul_id:
- *   %1697 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1686 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1696 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1694 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1695 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1742 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1788 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1697_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k1700_fused_scale_sum_neg:
- *   %1700 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1699 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1698 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1745 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1791 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1700_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k1702_fused_add_id:
- *   %1702 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1701 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1747 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1793 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1702_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k1710_permute:
- *   %1710 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1755 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1801 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1710_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k1712_matmul:
- *   %1712 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1757 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1803 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1712_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k1713_matmul:
- *   %1713 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1758 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1804 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1713_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k1715_col2im:
- *   %1715 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1760 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1715_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1763_fused_mul_add_step:
- *   %1763 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1761 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %1762 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-static void k1763_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1806_col2im:
- *   %1806 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1806_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1808_fused_mul_step:
- *   %1808 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1807 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k1808_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1809_sum:
- *   %1809 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1816 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1840 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1809_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k1811_sum:
- *   %1811 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1818 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1842 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1811_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k1812_sum:
- *   %1812 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1819 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1843 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1812_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1814_mul:
- *   %1814 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1814_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k1815_mul:
- *   %1815 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1815_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1829_fused_scale_mul_sum_mul:
- *   %1829 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1828 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1824 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1823 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1827 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1826 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1825 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k1829_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k1833_fused_add_mul_mul_id:
- *   %1833 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1822 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1832 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1830 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1831 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1833_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k1836_fused_scale_sum_neg:
- *   %1836 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1835 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1834 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1836_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k1838_fused_add_id:
- *   %1838 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1837 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1838_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k1846_permute:
- *   %1846 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1846_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k1848_matmul:
- *   %1848 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1848_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[682] = {
-    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k590_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k590_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k601_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k602_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k603_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k606_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k607_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k608_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k609_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k610_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k623_matmul", "%623 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k763_matmul", "%763 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k763_matmul", "%768 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k763_matmul", "%771 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k774_fused_sum_mul", "%774 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k775_matmul", "%775 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k601_fused_scale_addc_neg", "%635 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k636_fused_add_mul_scale_add", "%636 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k637_max", "%637 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k640_fused_exp_sub", "%640 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k641_mul", "%641 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k642_sum", "%642 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k643_clampmin", "%643 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k644_div", "%644 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k753_sum", "%753 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k756_matmul", "%756 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k759_fused_sum_mul", "%759 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k775_matmul", "%760 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k761_fused_add_sum", "%761 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k645_mul", "%645 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k642_sum", "%646 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k648_scale", "%648 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k528_max", "%650 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%653 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%654 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%655 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%658 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%661 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%664 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%665 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%666 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%670 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%673 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%674 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%677 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k679_add", "%679 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k785_fill", "%785 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k787_scale", "%787 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k788_id", "%788 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k790_fused_mul_id", "%790 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k792_neg", "%792 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k794_fused_mul_id", "%794 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k798_fused_mul_div_step", "%798 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k804_neg", "%804 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k806_fused_mul_id", "%806 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k811_fused_mul_div_step", "%811 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k817_fused_scale_add_add_add", "%817 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k819_id", "%819 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k645_mul", "%821 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k822_matmul", "%822 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k823_matmul", "%823 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k824_sum", "%824 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k825_id", "%825 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k827_mul", "%827 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k828_sum", "%828 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k830_sum", "%830 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k832_sum", "%832 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k835_matmul", "%835 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k842_fused_div_mul", "%842 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k844_fused_neg_mul", "%844 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k642_sum", "%845 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k847_fused_mul_step", "%847 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k860_fused_scale_mul_mul_mul", "%860 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k822_matmul", "%861 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k823_matmul", "%862 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k824_sum", "%863 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k864_add", "%864 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k825_id", "%865 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k827_mul", "%867 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k868_sum", "%868 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k869_sum", "%869 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k623_matmul", "%872 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%873 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k874_matmul_add", "%874 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k879_matmul_add_id", "%879 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k825_id", "%881 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k827_mul", "%883 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k868_sum", "%884 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k869_sum", "%885 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k886_fused_add_add_add_mul", "%886 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k887_matmul_add", "%887 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k623_matmul", "%889 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%890 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%894 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k610_div", "%896 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k901_fused_mul_sum_neg_mul", "%901 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k914_fused_scale_mul_mul_mul", "%914 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k915_matmul", "%915 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k916_matmul", "%916 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k918_matmul", "%918 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k919_matmul", "%919 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k918_matmul", "%922 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k919_matmul", "%923 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k827_mul", "%926 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k927_mul", "%927 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k868_sum", "%928 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k937_fused_mul_mul_sum_mul", "%937 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k941_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k943_matmul", "%943 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k944_sum", "%944 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k945_matmul_div", "%945 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k948_fused_sum_neg_mul", "%948 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k954_fused_scale_mul_add_id", "%954 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k577_matmul", "%955 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k956_matmul", "%956 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k868_sum", "%957 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k944_sum", "%958 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k959_add", "%959 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k969_fused_mul_mul_sum_mul", "%969 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k973_fused_add_add_mul_mul", "%973 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k985_fused_mul_mul_sum_mul", "%985 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k989_fused_add_add_add_mul", "%989 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k798_fused_mul_div_step", "%1002 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k811_fused_mul_div_step", "%1015 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k1021_fused_scale_add_add_add", "%1021 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1022_matmul", "%1022 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1023_matmul", "%1023 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1032_fused_mul_mul_sum_mul", "%1032 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1036_fused_add_mul_mul_id", "%1036 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1046_fused_mul_mul_sum_mul", "%1046 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1050_matmul_add_add_mul_mul", "%1050 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k1051_sum", "%1051 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k832_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k590_matmul", "%1056 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k919_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k1059_pad", "%1059 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k1060_sum", "%1060 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k623_matmul", "%1062 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%1063 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1065_pad", "%1065 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1066_add", "%1066 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1067 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1069 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1071_mul", "%1071 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1072_mul", "%1072 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1073 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1075 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1084_fused_scale_mul_sum_mul", "%1084 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1088_fused_add_mul_mul_id", "%1088 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1091_fused_scale_sum_neg", "%1091 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1093_fused_add_id", "%1093 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1094 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1096 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1100_matmul", "%1100 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1103_matmul_mul_gelu_grad", "%1103 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1104_sum", "%1104 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1106_sum", "%1106 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1109_matmul", "%1109 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1110_matmul", "%1110 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1112 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1114 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1071_mul", "%1116 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1072_mul", "%1117 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1084_fused_scale_mul_sum_mul", "%1129 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1088_fused_add_mul_mul_id", "%1133 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1091_fused_scale_sum_neg", "%1137 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1139_fused_add_add_id", "%1139 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1140 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1142 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1145 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1146 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%1149 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k1151_matmul", "%1151 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1152_matmul_div", "%1152 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1157_fused_mul_sum_neg_mul", "%1157 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1173_fused_scale_mul_mul_mul", "%1173 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1174 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1151_matmul", "%1175 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1176 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1178 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1180 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1184 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1186 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1188 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1190 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1193 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1194 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1197 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1199 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1201 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1204 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1205 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1207_matmul_add_add", "%1207 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1208 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1210 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1071_mul", "%1212 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1072_mul", "%1213 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1084_fused_scale_mul_sum_mul", "%1225 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1088_fused_add_mul_mul_id", "%1229 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1091_fused_scale_sum_neg", "%1233 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1139_fused_add_add_id", "%1235 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1236 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1238 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1100_matmul", "%1242 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1103_matmul_mul_gelu_grad", "%1245 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1104_sum", "%1246 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1106_sum", "%1248 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1109_matmul", "%1251 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1110_matmul", "%1252 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1254 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1256 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1071_mul", "%1258 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1072_mul", "%1259 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1260 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1262 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1084_fused_scale_mul_sum_mul", "%1271 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1088_fused_add_mul_mul_id", "%1275 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1091_fused_scale_sum_neg", "%1279 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1139_fused_add_add_id", "%1281 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1282 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1284 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1287 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1288 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%1291 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k1151_matmul", "%1293 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1152_matmul_div", "%1294 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1157_fused_mul_sum_neg_mul", "%1299 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1173_fused_scale_mul_mul_mul", "%1315 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1316 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1151_matmul", "%1317 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1318 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1320 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1322 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1326 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1328 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1330 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1332 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1335 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1336 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1339 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1341 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1343 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1145_matmul", "%1346 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1146_matmul", "%1347 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1207_matmul_add_add", "%1349 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1350 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1352 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1071_mul", "%1354 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1072_mul", "%1355 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1356 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1069_sum", "%1358 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1084_fused_scale_mul_sum_mul", "%1367 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1088_fused_add_mul_mul_id", "%1371 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1091_fused_scale_sum_neg", "%1375 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1139_fused_add_add_id", "%1377 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1067_sum", "%1378 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1380_scatter_add", "%1380 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1381_sum", "%1381 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1384_matmul", "%1384 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1385_matmul_scale", "%1385 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1388 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1390 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1393_matmul", "%1393 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1394_matmul", "%1394 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1396_fused_add_id", "%1396 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1397_permute", "%1397 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1400_fused_mul_step", "%1400 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1401 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1403 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1404 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1406_mul", "%1406 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1407_mul", "%1407 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1408 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1410 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1411 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1421_fused_scale_mul_sum_mul", "%1421 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1425_fused_add_mul_mul_id", "%1425 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1428_fused_scale_sum_neg", "%1428 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1430_fused_add_id", "%1430 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1432 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1434 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1435 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1438_permute", "%1438 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1440_matmul", "%1440 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1441_matmul", "%1441 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1443_col2im", "%1443 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1400_fused_mul_step", "%1445 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1446 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1448 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1449 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1406_mul", "%1451 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1407_mul", "%1452 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1453 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1455 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1456 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1421_fused_scale_mul_sum_mul", "%1466 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1425_fused_add_mul_mul_id", "%1470 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_fused_scale_sum_neg", "%1473 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1430_fused_add_id", "%1475 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1477 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1479 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1480 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1438_permute", "%1483 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1440_matmul", "%1485 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1441_matmul", "%1486 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1443_col2im", "%1488 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1491_fused_mul_add_step", "%1491 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1492 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1494 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1495 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1406_mul", "%1497 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1407_mul", "%1498 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1499 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1501 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1502 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1421_fused_scale_mul_sum_mul", "%1512 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1425_fused_add_mul_mul_id", "%1516 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_fused_scale_sum_neg", "%1519 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1430_fused_add_id", "%1521 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1388_sum", "%1523 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1525 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1526 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1438_permute", "%1529 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1531_matmul", "%1531 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1532_matmul", "%1532 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1534_col2im", "%1534 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1536_fused_mul_step", "%1536 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1537 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1539 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1540 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1542_mul", "%1542 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1543_mul", "%1543 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1544 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1546 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1547 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1557_fused_scale_mul_sum_mul", "%1557 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1561_fused_add_mul_mul_id", "%1561 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1564_fused_scale_sum_neg", "%1564 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1566_fused_add_id", "%1566 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1568 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1570 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1571 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1574_permute", "%1574 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1576_matmul", "%1576 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1577_matmul", "%1577 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1579_col2im", "%1579 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1536_fused_mul_step", "%1581 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1582 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1584 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1585 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1542_mul", "%1587 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1543_mul", "%1588 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1589 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1591 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1592 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1557_fused_scale_mul_sum_mul", "%1602 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1561_fused_add_mul_mul_id", "%1606 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_fused_scale_sum_neg", "%1609 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1566_fused_add_id", "%1611 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1613 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1615 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1616 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1574_permute", "%1619 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1576_matmul", "%1621 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1577_matmul", "%1622 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1579_col2im", "%1624 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1627_fused_mul_add_step", "%1627 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1628 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1630 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1631 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1542_mul", "%1633 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1543_mul", "%1634 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1635 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1637 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1638 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1557_fused_scale_mul_sum_mul", "%1648 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1561_fused_add_mul_mul_id", "%1652 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_fused_scale_sum_neg", "%1655 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1566_fused_add_id", "%1657 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1537_sum", "%1659 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1539_sum", "%1661 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1540_sum", "%1662 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1574_permute", "%1665 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1667_matmul", "%1667 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1668_matmul", "%1668 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1670_col2im", "%1670 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1672_fused_mul_step", "%1672 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1673 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1675 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1676 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1678_mul", "%1678 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1679_mul", "%1679 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1680 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1682 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1683 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1693_fused_scale_mul_sum_mul", "%1693 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1697_fused_add_mul_mul_id", "%1697 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1700_fused_scale_sum_neg", "%1700 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1702_fused_add_id", "%1702 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1704 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1706 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1707 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1710_permute", "%1710 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1712_matmul", "%1712 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1713_matmul", "%1713 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1715_col2im", "%1715 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1672_fused_mul_step", "%1717 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1718 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1720 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1721 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1678_mul", "%1723 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1679_mul", "%1724 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1725 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1727 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1728 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1693_fused_scale_mul_sum_mul", "%1738 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1697_fused_add_mul_mul_id", "%1742 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1700_fused_scale_sum_neg", "%1745 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1702_fused_add_id", "%1747 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1749 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1751 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1752 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1710_permute", "%1755 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1712_matmul", "%1757 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1713_matmul", "%1758 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1715_col2im", "%1760 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1763_fused_mul_add_step", "%1763 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1764 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1766 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1767 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1678_mul", "%1769 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1679_mul", "%1770 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1771 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1773 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1774 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1693_fused_scale_mul_sum_mul", "%1784 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1697_fused_add_mul_mul_id", "%1788 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1700_fused_scale_sum_neg", "%1791 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1702_fused_add_id", "%1793 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1673_sum", "%1795 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1675_sum", "%1797 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1676_sum", "%1798 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1710_permute", "%1801 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1712_matmul", "%1803 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1713_matmul", "%1804 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1806_col2im", "%1806 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1808_fused_mul_step", "%1808 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1809_sum", "%1809 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1811_sum", "%1811 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1812_sum", "%1812 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1814_mul", "%1814 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1815_mul", "%1815 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1809_sum", "%1816 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1811_sum", "%1818 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1812_sum", "%1819 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1829_fused_scale_mul_sum_mul", "%1829 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1833_fused_add_mul_mul_id", "%1833 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1836_fused_scale_sum_neg", "%1836 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1838_fused_add_id", "%1838 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1809_sum", "%1840 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1811_sum", "%1842 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1812_sum", "%1843 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1846_permute", "%1846 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1848_matmul", "%1848 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%623 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%763 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%768 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%771 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%774 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%775 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%635 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%636 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%637 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%640 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%641 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%642 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%643 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%644 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%753 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%756 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%759 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%760 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%761 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%645 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%646 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%648 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%650 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%653 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%654 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%655 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%658 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%661 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%664 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%665 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%666 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%670 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%673 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%674 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%677 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%679 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%785 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%787 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%788 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%790 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%792 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%794 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%798 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%804 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%806 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%811 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%817 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k201_id", "%819 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%821 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%822 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%823 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%824 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%825 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%827 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%828 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%830 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%832 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%835 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%842 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%844 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%845 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%847 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%860 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%861 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%862 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%863 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%864 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%865 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%867 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%868 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%869 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%872 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%873 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%874 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%879 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%881 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%883 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%884 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%885 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%886 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%887 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%889 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%890 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%894 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%896 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%901 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%914 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%915 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%916 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%918 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%919 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%922 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%923 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%926 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%927 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%928 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%937 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%941 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%943 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%944 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%945 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%948 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%954 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%955 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%956 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%957 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%958 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%959 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%969 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%973 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%985 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%989 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%1002 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%1015 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%1021 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%1022 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%1023 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%1032 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%1036 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%1046 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%1050 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%1051 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%1056 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%1059 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k682_sum", "%1060 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%1062 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%1063 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k687_pad", "%1065 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%1066 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1067 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1069 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1071 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1072 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1073 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1075 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1084 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1088 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1091 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k714_fused_add_id", "%1093 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1094 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1096 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%1100 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%1103 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%1104 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%1106 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%1109 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%1110 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1112 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1114 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1116 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1117 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1129 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1133 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1137 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1139 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1140 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1142 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1145 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1146 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%1149 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1151 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%1152 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%1157 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1173 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1174 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1175 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1176 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1178 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1180 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1184 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1186 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1188 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1190 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1193 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1194 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1197 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1199 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1201 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1204 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1205 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1207 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1208 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1210 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1212 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1213 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1225 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1229 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1233 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1235 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1236 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1238 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%1242 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%1245 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%1246 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%1248 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%1251 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%1252 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1254 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1256 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1258 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1259 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1260 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1262 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1271 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1275 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1279 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1281 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1282 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1284 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1287 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1288 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%1291 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1293 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%1294 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%1299 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1315 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1316 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1317 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1318 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1320 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1322 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1326 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1328 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1330 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1332 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1335 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1336 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1339 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1341 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1343 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1346 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1347 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1349 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1350 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1352 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1354 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1355 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1356 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1358 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1367 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1371 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1375 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1377 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1378 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k1001_scatter_add", "%1380 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k348_sum", "%1381 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k351_matmul", "%1384 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k352_matmul_scale", "%1385 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1388 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k357_sum", "%1390 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k360_matmul", "%1393 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k361_matmul", "%1394 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k363_fused_add_id", "%1396 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k364_permute", "%1397 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1400 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1401 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1403 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1404 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1406 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1407 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1408 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1410 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1411 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1421 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1425 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1428 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1430 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1432 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1434 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1435 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1438 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1440 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1441 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1443 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1445 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1446 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1448 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1449 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1451 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1452 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1453 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1455 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1456 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1466 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1470 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1473 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1475 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1477 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1479 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1480 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1483 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1485 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1486 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1488 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%1491 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1492 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1494 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1495 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1497 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1498 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1499 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1501 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1502 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1512 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1516 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1519 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1521 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1523 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1525 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1526 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1529 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%1531 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%1532 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%1534 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1536 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1537 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1539 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1540 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1542 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1543 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1544 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1546 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1547 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1557 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1561 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1564 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1566 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1568 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1570 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1571 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1574 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1576 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1577 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1579 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1581 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1582 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1584 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1585 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1587 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1588 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1589 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1591 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1592 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1602 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1606 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1609 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1611 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1613 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1615 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1616 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1619 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1621 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1622 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1624 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%1627 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1628 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1630 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1631 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1633 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1634 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1635 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1637 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1638 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1648 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1652 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1655 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1657 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1659 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1661 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1662 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1665 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%1667 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%1668 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%1670 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1672 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1673 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1675 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1676 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1678 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1679 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1680 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1682 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1683 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1693 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1697 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1700 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1702 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1704 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1706 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1707 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1710 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1712 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1713 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1715 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1717 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1718 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1720 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1721 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1723 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1724 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1725 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1727 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1728 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1738 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1742 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1745 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1747 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1749 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1751 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1752 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1755 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1757 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1758 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1760 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%1763 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1764 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1766 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1767 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1769 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1770 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1771 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1773 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1774 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1784 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1788 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1791 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1793 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1795 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1797 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1798 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1801 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1803 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1804 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%1806 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%1808 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1809 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1811 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1812 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%1814 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%1815 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1816 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1818 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1819 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1829 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1833 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1836 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%1838 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1840 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1842 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1843 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%1846 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%1848 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf = {682, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -4745,694 +716,694 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1321008, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1321008 + 1794048*B, A + 1321008, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1321008, (real *)P + 0, A + 1321008 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1321008 + 131072*B, A + 1321008, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1321008, A + 1321008 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1321008 + 1310720*B, A + 1321008, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1321008 + 1179648*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425344*B, A + 1321008 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1321008 + 1441792*B, A + 1321008 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1321008, A + 1321008 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1321008 + 1572864*B, (real *)P + 384, A + 1321008, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1321008 + 1867776*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425360*B, A + 1321008 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1321008 + 1900544*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1321008 + 1933312*B, A + 1321008 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1321008 + 294912*B, A + 1321008 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1321008 + 1572864*B, (real *)P + 9696, A + 1321008 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1321008 + 1966080*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425376*B, A + 1321008 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1321008 + 1998848*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1321008 + 2031616*B, A + 1321008 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1321008 + 1572864*B, A + 1321008 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1321008 + 589824*B, A + 1321008 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1321008 + 1572864*B, (real *)P + 19008, A + 1321008 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1321008 + 2064384*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425392*B, A + 1321008 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1321008 + 2097152*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1321008 + 2129920*B, A + 1321008 + 1830912*B, A + 1321008 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1321008 + 1830912*B, (real *)P + 28320, A + 1321008 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1321008 + 2162688*B, A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425408*B, A + 1321008 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1321008 + 2179072*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1321008 + 2195456*B, A + 1321008 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1321008 + 884736*B, A + 1321008 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1321008 + 1847296*B, (real *)P + 46944, A + 1321008 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1321008 + 1847296*B, A + 1321008 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1321008 + 2211840*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425424*B, A + 1321008 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1321008 + 2228224*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1321008 + 2244608*B, A + 1321008 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1321008 + 1847296*B, A + 1321008 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1321008 + 1847296*B, (real *)P + 84000, A + 1321008 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1321008 + 2260992*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425440*B, A + 1321008 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1321008 + 2277376*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1321008 + 2293760*B, A + 1321008 + 1830912*B, A + 1321008 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1321008 + 1646592*B, A + 1321008 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1321008 + 1654784*B, A + 1321008 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1321008 + 1646592*B, A + 1321008 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1321008 + 2318336*B, A + 1321008 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1321008 + 2310144*B, A + 1321008 + 1646592*B, A + 1321008 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425456*B, A + 1321008 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1321008 + 2318336*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1321008 + 1646592*B, A + 1321008 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1321008 + 1720320*B, (real *)P + 195168, A + 1321008 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1321008 + 2342912*B, A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425472*B, A + 1321008 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1321008 + 2359296*B, A + 1321008 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1321008 + 2367488*B, A + 1321008 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1321008 + 1720320*B, A + 1321008 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1321008 + 2367488*B, (real *)P + 343008, A + 1321008 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1321008 + 2383872*B, A + 1321008 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, A + 1321008 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425488*B, A + 1321008 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1321008 + 2400256*B, A + 1321008 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1321008 + 2424832*B, A + 1321008 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1321008 + 2424960*B, A + 1321008 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 112640*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 117760*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255392*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 138240*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 709856, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 148480*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 153600*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 168960*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255712*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 908128, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256944*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1321008 + 2425504*B, A + 1321008 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40128*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256976*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425216*B, A + 1321008 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425536*B, A + 1321008 + 2425584*B + 40144*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425232*B, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256304*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1321008 + 2425552*B, A + 1321008 + 2425216*B, A + 1321008 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1321008 + 2416640*B, A + 1321008 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1321008 + 2425584*B + 39936*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1321008 + 2425584*B + 39984*B*T, A + 1321008 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k602_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1321008 + 2425584*B + 40192*B*T + 256848*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256896*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(224, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254848*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %623 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(225, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, (real *)P + 1171808, T)); /* %763 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(226, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1139040, T)); /* %768 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(227, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k763_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1122656, T)); /* %771 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(228, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k774_fused_sum_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, B, T)); /* %774 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(229, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %775 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(230, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %635 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(231, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k636_fused_add_mul_scale_add(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %636 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k637_max(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %637 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(233, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k640_fused_exp_sub(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %640 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(234, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k641_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], B, T)); /* %641 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %642 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(236, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k643_clampmin(A + 1321008 + 2425584*B + 25280*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %643 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k644_div(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %644 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(238, (double)16384, sizeof(real)*((double)128 + (double)16384), k753_sum(A + 16384, (real *)P + 1139040)); /* %753 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(239, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k756_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %756 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(240, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k759_fused_sum_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 16512, B, T)); /* %759 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(241, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k775_matmul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %760 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(242, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k761_fused_add_sum(A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %761 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(243, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25200*B*T, B, T)); /* %645 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(244, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %646 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(245, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k648_scale(A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %648 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(246, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %650 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %653 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1321008 + 2425584*B + 40192*B*T + 256272*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %654 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %655 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(250, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %658 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %661 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(252, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425280*B, B, T)); /* %664 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425296*B, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %665 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(254, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %666 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1321008 + 2425328*B, A + 1321008 + 2425584*B + 40112*B*T, B, T)); /* %670 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(256, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %673 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(257, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %674 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(258, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1321008 + 2425312*B, A + 1321008 + 2425280*B, A + 1321008 + 2425328*B, B)); /* %677 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(259, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k679_add(A + 1320992, A + 16, A + 32)); /* %679 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1321008, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1321008 + 1794048*B, A + 1321008, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1321008, (real *)P + 0, A + 1321008 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1321008 + 131072*B, A + 1321008, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1321008, A + 1321008 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1321008 + 1310720*B, A + 1321008, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1321008 + 1179648*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425344*B, A + 1321008 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1321008 + 1441792*B, A + 1321008 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1321008, A + 1321008 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 384, A + 1321008, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 1867776*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425360*B, A + 1321008 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 1900544*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1321008 + 1933312*B, A + 1321008 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1321008 + 294912*B, A + 1321008 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 9696, A + 1321008 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 1966080*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425376*B, A + 1321008 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 1998848*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1321008 + 2031616*B, A + 1321008 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1572864*B, A + 1321008 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1321008 + 589824*B, A + 1321008 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1321008 + 1572864*B, (real *)P + 19008, A + 1321008 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1321008 + 2064384*B, A + 1321008 + 1572864*B, A + 1321008 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425392*B, A + 1321008 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1321008 + 2097152*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1321008 + 2129920*B, A + 1321008 + 1830912*B, A + 1321008 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1321008 + 1830912*B, (real *)P + 28320, A + 1321008 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2162688*B, A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425408*B, A + 1321008 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2179072*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1321008 + 2195456*B, A + 1321008 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1321008 + 884736*B, A + 1321008 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1321008 + 1847296*B, (real *)P + 46944, A + 1321008 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1847296*B, A + 1321008 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2211840*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425424*B, A + 1321008 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2228224*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1321008 + 2244608*B, A + 1321008 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1847296*B, A + 1321008 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1321008 + 1032192*B, A + 1321008 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1321008 + 1847296*B, (real *)P + 84000, A + 1321008 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1321008 + 2260992*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425440*B, A + 1321008 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1321008 + 2277376*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1321008 + 2293760*B, A + 1321008 + 1830912*B, A + 1321008 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1321008 + 1646592*B, A + 1321008 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 1654784*B, A + 1321008 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 1646592*B, A + 1321008 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 2318336*B, A + 1321008 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2310144*B, A + 1321008 + 1646592*B, A + 1321008 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425456*B, A + 1321008 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2318336*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1321008 + 1646592*B, A + 1321008 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1321008 + 1720320*B, (real *)P + 195168, A + 1321008 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 1728512*B, A + 1321008 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2342912*B, A + 1321008 + 1720320*B, A + 1321008 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425472*B, A + 1321008 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1321008 + 2359296*B, A + 1321008 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2367488*B, A + 1321008 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1321008 + 1720320*B, A + 1321008 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1321008 + 2367488*B, (real *)P + 343008, A + 1321008 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1321008 + 2383872*B, A + 1321008 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, A + 1321008 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425488*B, A + 1321008 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1321008 + 2400256*B, A + 1321008 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1321008 + 2424832*B, A + 1321008 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1321008 + 2424960*B, A + 1321008 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 112640*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 117760*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 128000*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 81920*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255232*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255392*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 138240*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, (real *)P + 709856, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 148480*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 153600*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255600*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 163840*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 168960*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 179200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 255712*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 189440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, (real *)P + 908128, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 204800*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 209920*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256944*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1321008 + 2425504*B, A + 1321008 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, A + 1321008 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1321008 + 2425584*B + 40128*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256976*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1321008 + 2425216*B, A + 1321008 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425536*B, A + 1321008 + 2425584*B + 40144*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425232*B, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256304*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1321008 + 2425552*B, A + 1321008 + 2425216*B, A + 1321008 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1321008 + 2416640*B, A + 1321008 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1321008 + 2425584*B + 39936*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 34944*B*T, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1321008 + 2425584*B + 39984*B*T, A + 1321008 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 1321008 + 2425584*B + 40192*B*T + 256848*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256896*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(224, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254848*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, (real *)P + 1155424, T)); /* %623 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(225, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, (real *)P + 1171808, T)); /* %763 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(226, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1139040, T)); /* %768 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(227, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, (real *)P + 1122656, T)); /* %771 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(228, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, B, T)); /* %774 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(229, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %775 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(230, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], T)); /* %635 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(231, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %636 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %637 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(233, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 1321008 + 2425584*B + 25008*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %640 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(234, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25008*B*T, (real *)inputs[3], B, T)); /* %641 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 25264*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %642 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(236, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 1321008 + 2425584*B + 25280*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %643 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %644 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(238, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 1139040)); /* %753 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(239, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 16512, A + 16384, (real *)P + 1122656)); /* %756 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(240, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 16512, B, T)); /* %759 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(241, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %760 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(242, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %761 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(243, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25200*B*T, B, T)); /* %645 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(244, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %646 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(245, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %648 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(246, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %650 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(247, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, B, T)); /* %653 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1321008 + 2425584*B + 40192*B*T + 256272*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %654 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(249, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %655 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(250, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %658 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 40096*B*T, B, T)); /* %661 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(252, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40096*B*T, A + 1321008 + 2425280*B, B, T)); /* %664 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425296*B, A + 1321008 + 2425584*B + 25152*B*T, B, T)); /* %665 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(254, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %666 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1321008 + 2425328*B, A + 1321008 + 2425584*B + 40112*B*T, B, T)); /* %670 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(256, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1321008 + 2425584*B + 40192*B*T + 256320*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40112*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, B, T)); /* %673 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(257, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256320*T, T)); /* %674 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(258, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1321008 + 2425312*B, A + 1321008 + 2425280*B, A + 1321008 + 2425328*B, B)); /* %677 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(259, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1320992, A + 16, A + 32)); /* %679 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(260, 0, sizeof(real)*((double)1), k785_fill(A + 0)); /* %785 fill []  graphs/lib/model.lua:87 */
-    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1), k787_scale(A + 16, A + 0, B)); /* %787 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(262, (double)B, sizeof(real)*((double)B + (double)1), k788_id(A + 1321008 + 2425568*B, A + 16, B)); /* %788 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(263, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k790_fused_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 16, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, T)); /* %790 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(264, (double)B, sizeof(real)*((double)B + (double)B), k792_neg(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, B)); /* %792 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(265, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k794_fused_mul_id(A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %794 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(266, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %798 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(267, (double)T, sizeof(real)*((double)T + (double)T), k804_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, T)); /* %804 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(268, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k806_fused_mul_id(A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %806 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(269, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %811 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(270, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k817_fused_scale_add_add_add(A + 1321008 + 2425584*B + 25248*B*T, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %817 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(271, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k819_id(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %819 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(272, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k645_mul(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %821 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(273, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %822 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(274, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %823 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(275, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %824 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(276, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %825 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(277, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %827 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(278, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k828_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %828 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(279, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k830_sum(A + 0, A + 1321008 + 2408448*B, B)); /* %830 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 16640, A + 0)); /* %832 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(281, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k835_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %835 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(282, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k842_fused_div_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %842 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(283, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k844_fused_neg_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %844 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(284, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k642_sum(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %845 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(285, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k847_fused_mul_step(A + 1321008 + 2425584*B + 25120*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %847 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(286, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k860_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25120*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 25008*B*T, B, T)); /* %860 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(287, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k822_matmul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %861 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(288, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k823_matmul(A + 1321008 + 2425584*B + 30000*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %862 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(289, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k824_sum(A + 1321008 + 2425584*B + 40192*B*T + 246784*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %863 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(290, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k864_add(A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 246784*T, T)); /* %864 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 30000*B*T, B, T)); /* %865 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(292, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %867 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %868 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(294, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %869 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(295, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %872 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(296, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %873 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(297, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), k874_matmul_add(A + 985088, A + 16640, A + 16384, A + 0)); /* %874 matmul+add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(298, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), k879_matmul_add_id(A + 1001472, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 16768, T)); /* %879 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k825_id(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %881 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(300, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %883 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(301, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %884 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(302, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k869_sum(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %885 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(303, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k886_fused_add_add_add_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 16512, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, B, T)); /* %886 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(304, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), k887_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, (real *)P + 1139040, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %887 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %889 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1017856, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, T)); /* %890 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(307, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1034240, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %894 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(308, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %896 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(309, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k901_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %901 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(310, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k914_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 250240*T, T)); /* %914 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(311, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k915_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %915 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(312, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k916_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %916 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(313, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k918_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1106272, T)); /* %918 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(314, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1050624, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %919 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(315, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k918_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, (real *)P + 1089888, T)); /* %922 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(316, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1067008, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %923 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(317, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k827_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %926 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(318, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k927_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %927 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(319, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %928 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(320, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k937_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %937 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(321, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k941_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B, B, T)); /* %941 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(322, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k943_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %943 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(323, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B, B, T)); /* %944 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(324, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k945_matmul_div(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2334720*B, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %945 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(325, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k948_fused_sum_neg_mul(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, B, T)); /* %948 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(326, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k954_fused_scale_mul_add_id(A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %954 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(327, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1321008 + 2425584*B + 8192*B*T, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2400256*B, B, T)); /* %955 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(328, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k956_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %956 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(329, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k868_sum(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 8192*B*T, B, T)); /* %957 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(330, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k944_sum(A + 1321008 + 2400256*B, A + 1321008 + 2425584*B, B, T)); /* %958 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(331, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k959_add(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %959 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(332, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k969_fused_mul_mul_sum_mul(A + 1321008 + 2425280*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %969 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(333, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k973_fused_add_add_mul_mul(A + 1321008 + 2416640*B, A + 1321008 + 2408448*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, A + 1321008 + 2425280*B, A + 1321008 + 2334720*B, B)); /* %973 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(334, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k985_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %985 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(335, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k989_fused_add_add_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %989 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(336, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k798_fused_mul_div_step(A + 1321008 + 2425216*B, A + 1321008 + 2425568*B, A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %1002 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(337, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k811_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %1015 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(338, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k1021_fused_scale_add_add_add(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %1021 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(339, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k1022_matmul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B, A + 1321008 + 2425088*B, B, T)); /* %1022 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(340, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k1023_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, B, T)); /* %1023 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(341, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k1032_fused_mul_mul_sum_mul(A + 1321008 + 2425088*B, A + 1321008 + 2334720*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %1032 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(342, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k1036_fused_add_mul_mul_id(A + 1321008 + 2334848*B, A + 1321008 + 2334720*B, A + 1321008 + 2425520*B, A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, B)); /* %1036 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(343, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k1046_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %1046 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(344, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k1050_matmul_add_add_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)P + 1155424, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1050 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(345, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k1051_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %1051 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(346, (double)4992, sizeof(real)*((double)128 + (double)4992), k832_sum(A + 1315840, A + 0)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(347, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, (real *)P + 1073376, T)); /* %1056 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(348, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k919_matmul(A + 1083392, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(349, 0, sizeof(real)*((double)5120*T + (double)4992*T), k1059_pad(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %1059 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(350, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k1060_sum(A + 1315968, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(351, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k623_matmul(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1056864, T)); /* %1062 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(352, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k873_matmul(A + 1099776, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1063 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(353, 0, sizeof(real)*((double)5120*T + (double)128*T), k1065_pad(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1065 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(354, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1066_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1066 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316096, A + 0)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(357, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(358, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1073 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316224, A + 0)); /* %1075 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(361, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %1084 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(362, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1088 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(363, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1091 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(364, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1093_fused_add_id(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1093 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316352, A + 0)); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(367, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 630784, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1100 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(368, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1103_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1103 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(369, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1104 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(370, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1314816, A + 0)); /* %1106 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(371, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1109 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 696320, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1110 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1112 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316480, A + 761856)); /* %1114 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1116 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 51200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 51200*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316608, A + 761856)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %1129 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1133 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1137 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1139 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, T)); /* %1140 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316736, A + 761856)); /* %1142 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, (real *)P + 908128, T)); /* %1145 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1116160, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1146 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1149 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(388, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 58880*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %1151 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(389, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1152_matmul_div(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %1152 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(390, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 64000*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1157 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(391, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 64000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1173 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(392, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %1174 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, T)); /* %1175 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(394, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 58880*T, T)); /* %1176 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %1178 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316864, A + 761856)); /* %1180 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(397, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1132544, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1184 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(398, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(399, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(400, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1316992, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(401, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 875104, T)); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1148928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1197 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1199 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317120, A + 761856)); /* %1201 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858592, T)); /* %1204 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1165312, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1205 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(408, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1207_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, (real *)P + 891616, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1207 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1208 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317248, A + 761856)); /* %1210 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(411, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858336, T)); /* %1212 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(412, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317376, A + 761856)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(415, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %1225 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(416, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %1229 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(417, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1233 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(418, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1235 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(419, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1236 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(420, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317504, A + 761856)); /* %1238 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(421, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1100_matmul(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1242 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(422, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1103_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1245 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(423, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1104_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1246 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(424, (double)20480, sizeof(real)*((double)512 + (double)20480), k1106_sum(A + 1315328, A + 0)); /* %1248 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(425, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1109_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1251 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(426, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1110_matmul(A + 827392, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %1252 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1254 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317632, A + 892928)); /* %1256 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 726368, T)); /* %1258 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %1259 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317760, A + 892928)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %1271 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %1275 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1279 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1281 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %1282 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1317888, A + 892928)); /* %1284 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1287 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1181696, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1288 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(441, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1291 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(442, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1293 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(443, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1152_matmul_div(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %1294 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(444, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1157_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %1299 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(445, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1173_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1315 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(446, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %1316 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(447, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1151_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, T)); /* %1317 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(448, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1318 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(449, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1320 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(450, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318016, A + 892928)); /* %1322 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(451, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1198080, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1326 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(452, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1328 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(453, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(454, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318144, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(455, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 676832, T)); /* %1335 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(456, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1214464, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1336 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(457, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1339 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(458, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1341 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(459, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318272, A + 892928)); /* %1343 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(460, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1145_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660320, T)); /* %1346 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(461, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1146_matmul(A + 1230848, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1347 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(462, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1207_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, (real *)P + 693344, A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1349 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(463, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1350 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(464, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318400, A + 892928)); /* %1352 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(465, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k1071_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660064, T)); /* %1354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(466, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1072_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, T)); /* %1355 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(467, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1356 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(468, (double)5120, sizeof(real)*((double)128 + (double)5120), k1069_sum(A + 1318528, A + 892928)); /* %1358 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(469, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k1084_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %1367 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(470, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1088_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %1371 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(471, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1091_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1375 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(472, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1139_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, T)); /* %1377 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(473, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1067_sum(A + 1307648, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1378 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(474, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1380_scatter_add(A + 294912, A + 1321008 + 2425584*B + 40192*B*T, (int32_t *)inputs[1], T)); /* %1380 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(475, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1381_sum(A + 1318656, A + 1321008 + 2334848*B, B)); /* %1381 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(476, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1384_matmul(A + 1247232, A + 1321008 + 2334848*B, A + 1321008 + 2424832*B, B)); /* %1384 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(477, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1385_matmul_scale(A + 1321008 + 2400256*B, A + 1321008 + 2334848*B, (real *)P + 507360, B)); /* %1385 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2416640*B, B)); /* %1388 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(479, (double)8192, sizeof(real)*((double)128 + (double)8192), k1390_sum(A + 1318784, A + 892928)); /* %1390 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(480, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1393_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2416640*B, (real *)P + 490848, B)); /* %1393 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(481, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1394_matmul(A + 1263616, A + 1321008 + 2416640*B, A + 1321008 + 2392064*B, B)); /* %1394 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(482, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1396_fused_add_id(A + 1321008 + 2392064*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1396 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(483, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1397_permute(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %1397 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %1400 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2392064*B, B)); /* %1401 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1403 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1318912, A + 1280000)); /* %1404 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490592, B)); /* %1406 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2383872*B, A + 1321008 + 2392064*B, A + 1321008 + 2367488*B, B)); /* %1407 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2383872*B, B)); /* %1408 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1410 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319040, A + 1280000)); /* %1411 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2425488*B, A + 1321008 + 2383872*B, A + 1321008 + 2375680*B, B)); /* %1425 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, B)); /* %1430 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1432 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1434 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319168, A + 1280000)); /* %1435 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, B)); /* %1438 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 0, A + 1321008 + 2367488*B, A + 1321008 + 1720320*B, B)); /* %1440 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1720320*B, (real *)P + 343008, A + 1321008 + 2367488*B, B)); /* %1441 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1720320*B, B)); /* %1443 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1400_fused_mul_step(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2359296*B, B)); /* %1445 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2367488*B, B)); /* %1446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319296, A + 1280000)); /* %1449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 342752, B)); /* %1451 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2359296*B, A + 1321008 + 2367488*B, A + 1321008 + 2351104*B, B)); /* %1452 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2359296*B, B)); /* %1453 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1455 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319424, A + 1280000)); /* %1456 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %1466 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2351104*B, A + 1321008 + 2334720*B, A + 1321008 + 2425472*B, A + 1321008 + 2400256*B, A + 1321008 + 2342912*B, B)); /* %1470 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2342912*B, A + 1321008 + 2351104*B, B)); /* %1473 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, B)); /* %1475 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1477 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1479 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319552, A + 1280000)); /* %1480 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 2342912*B, A + 1321008 + 2334720*B, B)); /* %1483 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(521, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1440_matmul(A + 147456, A + 1321008 + 2342912*B, A + 1321008 + 1646592*B, B)); /* %1485 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(522, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1441_matmul(A + 1321008 + 1646592*B, (real *)P + 195168, A + 1321008 + 2342912*B, B)); /* %1486 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(523, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1443_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1646592*B, B)); /* %1488 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(524, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1491_fused_mul_add_step(A + 1321008 + 2342912*B, A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %1491 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(525, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2342912*B, B)); /* %1492 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(526, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1494 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(527, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319680, A + 1280000)); /* %1495 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(528, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1406_mul(A + 1321008 + 2326528*B, A + 1321008 + 2342912*B, (real *)P + 194912, B)); /* %1497 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(529, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1407_mul(A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2318336*B, B)); /* %1498 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1499 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1501 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319808, A + 1280000)); /* %1502 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1421_fused_scale_mul_sum_mul(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %1512 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1425_fused_add_mul_mul_id(A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, A + 1321008 + 2425456*B, A + 1321008 + 2334720*B, A + 1321008 + 2310144*B, B)); /* %1516 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1428_fused_scale_sum_neg(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, B)); /* %1519 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1430_fused_add_id(A + 1321008 + 2310144*B, A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, B)); /* %1521 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1388_sum(A + 892928, A + 1321008 + 2310144*B, B)); /* %1523 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(538, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1403_sum(A + 1280000, A + 892928)); /* %1525 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(539, (double)1024, sizeof(real)*((double)128 + (double)1024), k1404_sum(A + 1319936, A + 1280000)); /* %1526 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(540, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1438_permute(A + 1321008 + 1683456*B, A + 1321008 + 2310144*B, B)); /* %1529 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(541, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1531_matmul(A + 557056, A + 1321008 + 1683456*B, A + 1321008 + 1830912*B, B)); /* %1531 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1532_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1683456*B, B)); /* %1532 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1534_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %1534 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2293760*B, B)); /* %1536 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1847296*B, B)); /* %1537 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1539 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320064, A + 1280000)); /* %1540 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 120928, B)); /* %1542 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 2277376*B, B)); /* %1543 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1646592*B, B)); /* %1544 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1546 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320128, A + 1280000)); /* %1547 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %1557 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, A + 1321008 + 2425440*B, A + 1321008 + 1863680*B, A + 1321008 + 2260992*B, B)); /* %1561 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1646592*B, B)); /* %1564 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, A + 1321008 + 1863680*B, B)); /* %1566 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 892928, A + 1321008 + 1830912*B, B)); /* %1568 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 892928)); /* %1570 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320192, A + 1280000)); /* %1571 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, B)); /* %1574 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 892928, A + 1321008 + 1646592*B, A + 1321008 + 1032192*B, B)); /* %1576 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1646592*B, B)); /* %1577 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, B)); /* %1579 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(564, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1536_fused_mul_step(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2244608*B, B)); /* %1581 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1032192*B, B)); /* %1582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320256, A + 1280000)); /* %1585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, (real *)P + 83872, B)); /* %1587 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1048576*B, A + 1321008 + 1032192*B, A + 1321008 + 2228224*B, B)); /* %1588 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1048576*B, B)); /* %1589 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1591 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320320, A + 1280000)); /* %1592 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %1602 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2425424*B, A + 1321008 + 1863680*B, A + 1321008 + 2211840*B, B)); /* %1606 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1032192*B, B)); /* %1609 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, A + 1321008 + 1863680*B, B)); /* %1611 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1613 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 1280000, A + 929792)); /* %1615 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320384, A + 1280000)); /* %1616 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, B)); /* %1619 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(581, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1576_matmul(A + 929792, A + 1321008 + 1032192*B, A + 1321008 + 884736*B, B)); /* %1621 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(582, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1577_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1032192*B, B)); /* %1622 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(583, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1579_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1624 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(584, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1627_fused_mul_add_step(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %1627 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(585, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1646592*B, B)); /* %1628 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1630 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320448, A + 983040)); /* %1631 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1542_mul(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, (real *)P + 46816, B)); /* %1633 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1543_mul(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, A + 1321008 + 2179072*B, B)); /* %1634 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1847296*B, B)); /* %1635 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1637 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320512, A + 983040)); /* %1638 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1557_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %1648 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1561_fused_add_mul_mul_id(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2425408*B, A + 1321008 + 1863680*B, A + 1321008 + 2162688*B, B)); /* %1652 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1564_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %1655 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1566_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %1657 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1537_sum(A + 966656, A + 1321008 + 1830912*B, B)); /* %1659 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(598, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1539_sum(A + 983040, A + 966656)); /* %1661 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(599, (double)1024, sizeof(real)*((double)64 + (double)1024), k1540_sum(A + 1320576, A + 983040)); /* %1662 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(600, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1574_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %1665 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(601, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1667_matmul(A + 966656, A + 1321008 + 1847296*B, A + 1321008 + 1572864*B, B)); /* %1667 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1668_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1847296*B, B)); /* %1668 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1670_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1670 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %1672 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1673 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1675 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320640, A + 1280000)); /* %1676 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, (real *)P + 28256, B)); /* %1678 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 2097152*B, B)); /* %1679 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1680 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1682 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320672, A + 1280000)); /* %1683 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %1693 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425392*B, A + 1321008 + 1863680*B, A + 1321008 + 2064384*B, B)); /* %1697 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1700 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1702 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1704 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1280000, A + 425984)); /* %1706 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320704, A + 1280000)); /* %1707 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1710 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1280000, A + 1321008 + 1605632*B, A + 1321008 + 589824*B, B)); /* %1712 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1605632*B, B)); /* %1713 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 589824*B, B)); /* %1715 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(624, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1672_fused_mul_step(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2031616*B, B)); /* %1717 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320736, A + 1289216)); /* %1721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, (real *)P + 18944, B)); /* %1723 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1638400*B, A + 1321008 + 1605632*B, A + 1321008 + 1998848*B, B)); /* %1724 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1638400*B, B)); /* %1725 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1727 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320768, A + 1289216)); /* %1728 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %1738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425376*B, A + 1321008 + 1863680*B, A + 1321008 + 1966080*B, B)); /* %1742 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1747 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1749 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1289216, A + 425984)); /* %1751 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320800, A + 1289216)); /* %1752 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1755 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1289216, A + 1321008 + 1605632*B, A + 1321008 + 294912*B, B)); /* %1757 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1605632*B, B)); /* %1758 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(643, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1715_col2im(A + 1321008 + 1830912*B, A + 1321008 + 294912*B, B)); /* %1760 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(644, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1763_fused_mul_add_step(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %1763 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(645, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1764 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1766 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320832, A + 1298432)); /* %1767 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1678_mul(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9632, B)); /* %1769 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1679_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1900544*B, B)); /* %1770 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1771 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1773 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320864, A + 1298432)); /* %1774 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(653, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1693_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %1784 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(654, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1697_fused_add_mul_mul_id(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, A + 1321008 + 2425360*B, A + 1321008 + 1863680*B, A + 1321008 + 1867776*B, B)); /* %1788 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(655, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1700_fused_scale_sum_neg(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1791 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(656, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1702_fused_add_id(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, B)); /* %1793 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(657, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1673_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1795 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(658, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1675_sum(A + 1298432, A + 425984)); /* %1797 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(659, (double)1024, sizeof(real)*((double)32 + (double)1024), k1676_sum(A + 1320896, A + 1298432)); /* %1798 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(660, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1710_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %1801 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(661, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1712_matmul(A + 1298432, A + 1321008 + 1605632*B, A + 1321008, B)); /* %1803 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(662, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1713_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1605632*B, B)); /* %1804 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(663, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1806_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1806 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(664, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1808_fused_mul_step(A + 1321008, A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %1808 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(665, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008, B)); /* %1809 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(666, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1811 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(667, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320928, A + 1312768)); /* %1812 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(668, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1814_mul(A + 1321008 + 131072*B, A + 1321008, (real *)P + 320, B)); /* %1814 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(669, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1815_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %1815 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1816 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1818 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 1320960, A + 1312768)); /* %1819 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(673, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1829_fused_scale_mul_sum_mul(A + 1321008 + 1310720*B, A + 1321008 + 131072*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %1829 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(674, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1833_fused_add_mul_mul_id(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 2425344*B, A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, B)); /* %1833 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(675, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1836_fused_scale_sum_neg(A + 1321008 + 262144*B, A + 1321008, B)); /* %1836 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(676, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1838_fused_add_id(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1838 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(677, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1809_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1840 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(678, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1811_sum(A + 1312768, A + 425984)); /* %1842 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(679, (double)2048, sizeof(real)*((double)32 + (double)2048), k1812_sum(A + 425984, A + 1312768)); /* %1843 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(680, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1846_permute(A + 1321008, A + 1321008 + 131072*B, B)); /* %1846 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(681, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1848_matmul(A + 1312768, A + 1321008, A + 1321008 + 1794048*B, B)); /* %1848 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(260, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %785 fill []  graphs/lib/model.lua:87 */
+    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %787 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(262, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1321008 + 2425568*B, A + 16, B)); /* %788 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(263, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 16, A + 1321008 + 2425584*B + 40192*B*T + 256304*T, T)); /* %790 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(264, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, B)); /* %792 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(265, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %794 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(266, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1321008 + 2425280*B, A + 1321008 + 2425568*B, A + 1321008 + 2425312*B, A + 1321008 + 2425296*B, B)); /* %798 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(267, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, T)); /* %804 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(268, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %806 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(269, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256288*T, A + 1321008 + 2425584*B + 40192*B*T + 256272*T, T)); /* %811 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(270, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1321008 + 2425584*B + 25248*B*T, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425280*B, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %817 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(271, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25248*B*T, B, T)); /* %819 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(272, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %821 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(273, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %822 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(274, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40080*B*T, B, T)); /* %823 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(275, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %824 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(276, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 25056*B*T, B, T)); /* %825 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(277, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %827 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(278, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %828 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(279, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 1321008 + 2408448*B, B)); /* %830 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(280, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16640, A + 0)); /* %832 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(281, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 16768, A + 16640, (real *)P + 1122656)); /* %835 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(282, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25152*B*T, A + 1321008 + 2425584*B + 25200*B*T, A + 1321008 + 2425584*B + 25280*B*T, B, T)); /* %842 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(283, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25104*B*T, B, T)); /* %844 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(284, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %845 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(285, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 1321008 + 2425584*B + 25120*B*T, A + 1321008 + 2425584*B + 25104*B*T, A + 1321008 + 2425584*B + 25264*B*T, B, T)); /* %847 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(286, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 25056*B*T, A + 1321008 + 2425584*B + 25120*B*T, (real *)inputs[3], A + 1321008 + 2425584*B + 25008*B*T, B, T)); /* %860 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(287, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %861 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(288, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1321008 + 2425584*B + 30000*B*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %862 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(289, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 246784*T, A + 1321008 + 2425584*B + 19968*B*T, B, T)); /* %863 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(290, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 246784*T, T)); /* %864 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 30000*B*T, B, T)); /* %865 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(292, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %867 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 24960*B*T, B, T)); /* %868 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(294, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %869 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(295, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)P + 1122656, T)); /* %872 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(296, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %873 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(297, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 985088, A + 16640, A + 16384, A + 0)); /* %874 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(298, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 1001472, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 16768, T)); /* %879 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(299, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %881 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(300, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 29952*B*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %883 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(301, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 29952*B*T, B, T)); /* %884 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(302, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 1321008 + 2425584*B + 40192*B*T + 255104*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %885 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(303, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 16512, A + 1321008 + 2425584*B + 40080*B*T, A + 1321008 + 2425584*B + 19968*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 24960*B*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, B, T)); /* %886 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(304, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 256384*T, (real *)P + 1139040, A + 1321008 + 2425584*B + 40192*B*T + 255104*T, T)); /* %887 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 256128*T, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, (real *)P + 1171808, T)); /* %889 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1017856, A + 1321008 + 2425584*B + 40192*B*T + 254976*T, A + 1321008 + 2425584*B + 40192*B*T + 254848*T, T)); /* %890 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(307, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1034240, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, T)); /* %894 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(308, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 253312*T, A + 1321008 + 2425584*B + 40192*B*T + 256896*T, T)); /* %896 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(309, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 256848*T, T)); /* %901 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(310, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, (real *)inputs[3], A + 1321008 + 2425584*B + 40192*B*T + 250240*T, T)); /* %914 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(311, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %915 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(312, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 251776*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %916 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(313, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1106272, T)); /* %918 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(314, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1050624, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %919 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(315, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, (real *)P + 1089888, T)); /* %922 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(316, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1067008, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, T)); /* %923 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(317, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, B, T)); /* %926 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(318, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %927 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(319, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 14976*B*T, B, T)); /* %928 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(320, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 39984*B*T, B, T)); /* %937 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(321, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2425584*B + 4992*B*T, A + 1321008 + 2425584*B + 40032*B*T, A + 1321008 + 2425584*B + 14976*B*T, A + 1321008 + 2425584*B, B, T)); /* %941 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(322, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, A + 1321008 + 2425584*B + 9984*B*T, B, T)); /* %943 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(323, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1321008 + 2408448*B, A + 1321008 + 2425584*B, B, T)); /* %944 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(324, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 9984*B*T, A + 1321008 + 2334720*B, A + 1321008 + 2425584*B + 39936*B*T, B, T)); /* %945 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(325, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 37440*B*T, B, T)); /* %948 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(326, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 2496*B*T, A + 1321008 + 2425584*B + 34944*B*T, B, T)); /* %954 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(327, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1321008 + 2425584*B + 8192*B*T, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2400256*B, B, T)); /* %955 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(328, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 13184*B*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, B, T)); /* %956 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(329, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 8192*B*T, B, T)); /* %957 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(330, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1321008 + 2400256*B, A + 1321008 + 2425584*B, B, T)); /* %958 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(331, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 245248*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %959 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(332, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1321008 + 2425280*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2425216*B, A + 1321008 + 2416640*B, B)); /* %969 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(333, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1321008 + 2416640*B, A + 1321008 + 2408448*B, A + 1321008 + 2400256*B, A + 1321008 + 2425216*B, A + 1321008 + 2425280*B, A + 1321008 + 2334720*B, B)); /* %973 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(334, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, T)); /* %985 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(335, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 250240*T, A + 1321008 + 2425584*B + 40192*B*T + 256800*T, A + 1321008 + 2425584*B + 40192*B*T + 256256*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, T)); /* %989 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(336, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1321008 + 2425216*B, A + 1321008 + 2425568*B, A + 1321008 + 2425552*B, A + 1321008 + 2425536*B, B)); /* %1002 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(337, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 257008*T, A + 1321008 + 2425584*B + 40192*B*T + 256992*T, A + 1321008 + 2425584*B + 40192*B*T + 256976*T, T)); /* %1015 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(338, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40160*B*T, A + 1321008 + 2425216*B, A + 1321008 + 2425584*B + 40144*B*T, A + 1321008 + 2425584*B + 40176*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40128*B*T, B, T)); /* %1021 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(339, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B, A + 1321008 + 2425088*B, B, T)); /* %1022 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(340, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2425584*B, A + 1321008 + 2425584*B + 40192*B*T + 225152*T, B, T)); /* %1023 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(341, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1321008 + 2425088*B, A + 1321008 + 2334720*B, A + 1321008 + 2424960*B, A + 1321008 + 2425520*B, A + 1321008 + 2425504*B, B)); /* %1032 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(342, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1321008 + 2334848*B, A + 1321008 + 2334720*B, A + 1321008 + 2425520*B, A + 1321008 + 2425088*B, A + 1321008 + 2424960*B, B)); /* %1036 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(343, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256944*T, T)); /* %1046 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(344, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 256128*T, (real *)P + 1155424, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256960*T, A + 1321008 + 2425584*B + 40192*B*T + 256752*T, A + 1321008 + 2425584*B + 40192*B*T + 256000*T, T)); /* %1050 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(345, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, T)); /* %1051 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(346, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1315840, A + 0)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(347, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1321008 + 2425584*B + 40192*B*T + 235264*T, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, (real *)P + 1073376, T)); /* %1056 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(348, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1083392, A + 1321008 + 2425584*B + 40192*B*T + 230272*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(349, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 235264*T, T)); /* %1059 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(350, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1315968, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, T)); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(351, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, (real *)P + 1056864, T)); /* %1062 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(352, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1099776, A + 1321008 + 2425584*B + 40192*B*T + 240256*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1063 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(353, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1065 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(354, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1066 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(356, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316096, A + 0)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(357, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(358, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 225280*T, A + 1321008 + 2425584*B + 40192*B*T + 230400*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 225280*T, T)); /* %1073 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316224, A + 0)); /* %1075 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(361, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, T)); /* %1084 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(362, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 220160*T, A + 1321008 + 2425584*B + 40192*B*T + 256704*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1088 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(363, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, T)); /* %1091 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(364, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 215040*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1093 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(365, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, T)); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(366, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316352, A + 0)); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(367, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1100 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(368, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, (real *)P + 990944, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1103 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(369, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, T)); /* %1104 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1314816, A + 0)); /* %1106 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(371, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1109 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(372, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1321008 + 2425584*B + 40192*B*T + 61440*T, A + 1321008 + 2425584*B + 40192*B*T + 209920*T, T)); /* %1110 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1112 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316480, A + 761856)); /* %1114 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1116 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 51200*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 204800*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 51200*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316608, A + 761856)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, T)); /* %1129 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 256656*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 199680*T, T)); /* %1133 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255872*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1137 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 194560*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 255872*T, T)); /* %1139 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, T)); /* %1140 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316736, A + 761856)); /* %1142 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, (real *)P + 908128, T)); /* %1145 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 189440*T, T)); /* %1146 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1149 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(388, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 58880*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, T)); /* %1151 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(389, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 184320*T, A + 1321008 + 2425584*B + 40192*B*T + 255712*T, T)); /* %1152 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(390, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 64000*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 101120*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1157 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(391, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 64000*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1173 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(392, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 179200*T, T)); /* %1174 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(393, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 47360*T, A + 1321008 + 2425584*B + 40192*B*T + 174080*T, T)); /* %1175 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(394, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 58880*T, T)); /* %1176 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, T)); /* %1178 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316864, A + 761856)); /* %1180 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(397, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1184 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(398, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(399, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(400, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1316992, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(401, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 875104, T)); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(402, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1148928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(403, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1197 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1199 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317120, A + 761856)); /* %1201 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(406, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858592, T)); /* %1204 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(407, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1165312, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 168960*T, T)); /* %1205 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(408, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 46080*T, (real *)P + 891616, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1207 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(409, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1208 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(410, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317248, A + 761856)); /* %1210 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(411, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 858336, T)); /* %1212 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(412, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 40960*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 163840*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 40960*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317376, A + 761856)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(415, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, T)); /* %1225 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(416, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 256608*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 158720*T, T)); /* %1229 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(417, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1233 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(418, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 53760*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1235 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(419, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1236 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(420, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317504, A + 761856)); /* %1238 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(421, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1242 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(422, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, (real *)P + 792672, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1245 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(423, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, T)); /* %1246 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(424, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1315328, A + 0)); /* %1248 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(425, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1251 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(426, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1321008 + 2425584*B + 40192*B*T + 20480*T, A + 1321008 + 2425584*B + 40192*B*T + 153600*T, T)); /* %1252 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1254 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317632, A + 892928)); /* %1256 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)P + 726368, T)); /* %1258 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 148480*T, T)); /* %1259 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1260 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317760, A + 892928)); /* %1262 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, T)); /* %1271 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256560*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 143360*T, T)); /* %1275 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 255552*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1279 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 255552*T, T)); /* %1281 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, T)); /* %1282 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1317888, A + 892928)); /* %1284 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, (real *)P + 709856, T)); /* %1287 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1181696, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 138240*T, T)); /* %1288 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(441, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1291 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(442, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 94720*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, T)); /* %1293 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(443, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 133120*T, A + 1321008 + 2425584*B + 40192*B*T + 255392*T, T)); /* %1294 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(444, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 88320*T, A + 1321008 + 2425584*B + 40192*B*T + 255232*T, T)); /* %1299 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(445, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, (real *)inputs[2], A + 1321008 + 2425584*B + 40192*B*T + 81920*T, T)); /* %1315 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(446, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 128000*T, T)); /* %1316 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(447, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1321008 + 2425584*B + 40192*B*T + 99840*T, A + 1321008 + 2425584*B + 40192*B*T + 6400*T, A + 1321008 + 2425584*B + 40192*B*T + 122880*T, T)); /* %1317 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(448, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 94720*T, T)); /* %1318 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(449, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1320 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(450, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318016, A + 892928)); /* %1322 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(451, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1198080, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1326 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(452, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 99840*T, T)); /* %1328 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(453, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(454, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318144, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(455, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 676832, T)); /* %1335 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(456, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1214464, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1336 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(457, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1339 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(458, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1341 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(459, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318272, A + 892928)); /* %1343 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(460, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660320, T)); /* %1346 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(461, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1230848, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 117760*T, T)); /* %1347 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(462, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, (real *)P + 693344, A + 1321008 + 2425584*B + 40192*B*T + 23040*T, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1349 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(463, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, T)); /* %1350 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(464, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318400, A + 892928)); /* %1352 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(465, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, (real *)P + 660064, T)); /* %1354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(466, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 17920*T, A + 1321008 + 2425584*B + 40192*B*T + 112640*T, T)); /* %1355 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(467, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1356 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(468, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1318528, A + 892928)); /* %1358 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(469, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, T)); /* %1367 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(470, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 256512*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 107520*T, T)); /* %1371 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(471, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1321008 + 2425584*B + 40192*B*T + 10240*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, T)); /* %1375 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(472, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1321008 + 2425584*B + 40192*B*T, A + 1321008 + 2425584*B + 40192*B*T + 12800*T, A + 1321008 + 2425584*B + 40192*B*T + 5120*T, A + 1321008 + 2425584*B + 40192*B*T + 10240*T, T)); /* %1377 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(473, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1307648, A + 1321008 + 2425584*B + 40192*B*T, T)); /* %1378 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(474, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1321008 + 2425584*B + 40192*B*T, (int32_t *)inputs[1], T)); /* %1380 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(475, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1318656, A + 1321008 + 2334848*B, B)); /* %1381 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(476, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1247232, A + 1321008 + 2334848*B, A + 1321008 + 2424832*B, B)); /* %1384 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(477, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1321008 + 2400256*B, A + 1321008 + 2334848*B, (real *)P + 507360, B)); /* %1385 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2416640*B, B)); /* %1388 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(479, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1318784, A + 892928)); /* %1390 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(480, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1321008 + 2334720*B, A + 1321008 + 2416640*B, (real *)P + 490848, B)); /* %1393 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(481, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1263616, A + 1321008 + 2416640*B, A + 1321008 + 2392064*B, B)); /* %1394 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(482, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1321008 + 2392064*B, A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, B)); /* %1396 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(483, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, B)); /* %1397 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2383872*B, B)); /* %1400 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2392064*B, B)); /* %1401 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1403 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1318912, A + 1280000)); /* %1404 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2334720*B, A + 1321008 + 2392064*B, (real *)P + 490592, B)); /* %1406 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2383872*B, A + 1321008 + 2392064*B, A + 1321008 + 2367488*B, B)); /* %1407 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2383872*B, B)); /* %1408 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1410 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319040, A + 1280000)); /* %1411 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2383872*B, A + 1321008 + 2334720*B, A + 1321008 + 2375680*B, A + 1321008 + 2425488*B, B)); /* %1421 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2425488*B, A + 1321008 + 2383872*B, A + 1321008 + 2375680*B, B)); /* %1425 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2375680*B, A + 1321008 + 2367488*B, B)); /* %1428 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, A + 1321008 + 2375680*B, B)); /* %1430 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1432 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1434 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319168, A + 1280000)); /* %1435 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, B)); /* %1438 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1321008 + 2367488*B, A + 1321008 + 1720320*B, B)); /* %1440 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1321008 + 1720320*B, (real *)P + 343008, A + 1321008 + 2367488*B, B)); /* %1441 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1720320*B, B)); /* %1443 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(504, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1321008 + 2367488*B, A + 1321008 + 2334720*B, A + 1321008 + 2359296*B, B)); /* %1445 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2367488*B, B)); /* %1446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319296, A + 1280000)); /* %1449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2334720*B, A + 1321008 + 2367488*B, (real *)P + 342752, B)); /* %1451 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2359296*B, A + 1321008 + 2367488*B, A + 1321008 + 2351104*B, B)); /* %1452 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2359296*B, B)); /* %1453 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1455 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319424, A + 1280000)); /* %1456 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2400256*B, A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2425472*B, B)); /* %1466 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2351104*B, A + 1321008 + 2334720*B, A + 1321008 + 2425472*B, A + 1321008 + 2400256*B, A + 1321008 + 2342912*B, B)); /* %1470 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2342912*B, A + 1321008 + 2351104*B, B)); /* %1473 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2334720*B, A + 1321008 + 2351104*B, A + 1321008 + 2342912*B, B)); /* %1475 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1477 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1479 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319552, A + 1280000)); /* %1480 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 2342912*B, A + 1321008 + 2334720*B, B)); /* %1483 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(521, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1321008 + 2342912*B, A + 1321008 + 1646592*B, B)); /* %1485 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(522, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1321008 + 1646592*B, (real *)P + 195168, A + 1321008 + 2342912*B, B)); /* %1486 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(523, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1321008 + 2334720*B, A + 1321008 + 1646592*B, B)); /* %1488 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(524, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1321008 + 2342912*B, A + 1321008 + 2392064*B, A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, B)); /* %1491 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(525, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2342912*B, B)); /* %1492 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1494 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319680, A + 1280000)); /* %1495 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1321008 + 2326528*B, A + 1321008 + 2342912*B, (real *)P + 194912, B)); /* %1497 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1321008 + 2334720*B, A + 1321008 + 2342912*B, A + 1321008 + 2318336*B, B)); /* %1498 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2334720*B, B)); /* %1499 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1501 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319808, A + 1280000)); /* %1502 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1321008 + 2334720*B, A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2425456*B, B)); /* %1512 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, A + 1321008 + 2425456*B, A + 1321008 + 2334720*B, A + 1321008 + 2310144*B, B)); /* %1516 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1321008 + 2326528*B, A + 1321008 + 2318336*B, B)); /* %1519 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1321008 + 2310144*B, A + 1321008 + 2318336*B, A + 1321008 + 2326528*B, B)); /* %1521 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1321008 + 2310144*B, B)); /* %1523 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1280000, A + 892928)); /* %1525 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1319936, A + 1280000)); /* %1526 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1321008 + 1683456*B, A + 1321008 + 2310144*B, B)); /* %1529 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(541, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1321008 + 1683456*B, A + 1321008 + 1830912*B, B)); /* %1531 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1321008 + 1646592*B, (real *)P + 121056, A + 1321008 + 1683456*B, B)); /* %1532 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, B)); /* %1534 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2293760*B, B)); /* %1536 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1847296*B, B)); /* %1537 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1539 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320064, A + 1280000)); /* %1540 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, (real *)P + 120928, B)); /* %1542 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 2277376*B, B)); /* %1543 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1646592*B, B)); /* %1544 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1546 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320128, A + 1280000)); /* %1547 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2260992*B, A + 1321008 + 2425440*B, B)); /* %1557 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, A + 1321008 + 2425440*B, A + 1321008 + 1863680*B, A + 1321008 + 2260992*B, B)); /* %1561 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1646592*B, B)); /* %1564 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, A + 1321008 + 1863680*B, B)); /* %1566 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1321008 + 1830912*B, B)); /* %1568 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 892928)); /* %1570 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320192, A + 1280000)); /* %1571 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1646592*B, A + 1321008 + 1830912*B, B)); /* %1574 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1321008 + 1646592*B, A + 1321008 + 1032192*B, B)); /* %1576 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1646592*B, B)); /* %1577 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, B)); /* %1579 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(564, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2244608*B, B)); /* %1581 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1032192*B, B)); /* %1582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320256, A + 1280000)); /* %1585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, (real *)P + 83872, B)); /* %1587 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1048576*B, A + 1321008 + 1032192*B, A + 1321008 + 2228224*B, B)); /* %1588 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1048576*B, B)); /* %1589 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1591 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320320, A + 1280000)); /* %1592 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2211840*B, A + 1321008 + 2425424*B, B)); /* %1602 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, A + 1321008 + 2425424*B, A + 1321008 + 1863680*B, A + 1321008 + 2211840*B, B)); /* %1606 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1032192*B, B)); /* %1609 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1032192*B, A + 1321008 + 1863680*B, B)); /* %1611 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1613 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1280000, A + 929792)); /* %1615 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320384, A + 1280000)); /* %1616 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1032192*B, A + 1321008 + 1830912*B, B)); /* %1619 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(581, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1321008 + 1032192*B, A + 1321008 + 884736*B, B)); /* %1621 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(582, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1032192*B, B)); /* %1622 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(583, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1624 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(584, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1321008 + 1646592*B, A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2195456*B, B)); /* %1627 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(585, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1646592*B, B)); /* %1628 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1630 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320448, A + 983040)); /* %1631 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1321008 + 1830912*B, A + 1321008 + 1646592*B, (real *)P + 46816, B)); /* %1633 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1321008 + 1847296*B, A + 1321008 + 1646592*B, A + 1321008 + 2179072*B, B)); /* %1634 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1847296*B, B)); /* %1635 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1637 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320512, A + 983040)); /* %1638 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2162688*B, A + 1321008 + 2425408*B, B)); /* %1648 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, A + 1321008 + 2425408*B, A + 1321008 + 1863680*B, A + 1321008 + 2162688*B, B)); /* %1652 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1847296*B, B)); /* %1655 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1847296*B, A + 1321008 + 1863680*B, B)); /* %1657 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1321008 + 1830912*B, B)); /* %1659 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(598, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1661 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(599, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1320576, A + 983040)); /* %1662 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(600, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1321008 + 1847296*B, A + 1321008 + 1830912*B, B)); /* %1665 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(601, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1321008 + 1847296*B, A + 1321008 + 1572864*B, B)); /* %1667 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(602, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1847296*B, B)); /* %1668 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(603, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1670 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 2129920*B, B)); /* %1672 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1673 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1675 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320640, A + 1280000)); /* %1676 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, (real *)P + 28256, B)); /* %1678 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 2097152*B, B)); /* %1679 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1680 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1682 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320672, A + 1280000)); /* %1683 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 2064384*B, A + 1321008 + 2425392*B, B)); /* %1693 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425392*B, A + 1321008 + 1863680*B, A + 1321008 + 2064384*B, B)); /* %1697 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1700 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1702 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1704 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1280000, A + 425984)); /* %1706 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320704, A + 1280000)); /* %1707 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1710 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1280000, A + 1321008 + 1605632*B, A + 1321008 + 589824*B, B)); /* %1712 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1605632*B, B)); /* %1713 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1321008 + 1830912*B, A + 1321008 + 589824*B, B)); /* %1715 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(624, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2031616*B, B)); /* %1717 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320736, A + 1289216)); /* %1721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, (real *)P + 18944, B)); /* %1723 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1638400*B, A + 1321008 + 1605632*B, A + 1321008 + 1998848*B, B)); /* %1724 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1638400*B, B)); /* %1725 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1727 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320768, A + 1289216)); /* %1728 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1830912*B, A + 1321008 + 1966080*B, A + 1321008 + 2425376*B, B)); /* %1738 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, A + 1321008 + 2425376*B, A + 1321008 + 1863680*B, A + 1321008 + 1966080*B, B)); /* %1742 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1863680*B, A + 1321008 + 1605632*B, B)); /* %1745 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1863680*B, B)); /* %1747 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1749 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1289216, A + 425984)); /* %1751 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320800, A + 1289216)); /* %1752 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1755 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1289216, A + 1321008 + 1605632*B, A + 1321008 + 294912*B, B)); /* %1757 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1605632*B, B)); /* %1758 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(643, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1321008 + 1830912*B, A + 1321008 + 294912*B, B)); /* %1760 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(644, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1933312*B, B)); /* %1763 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(645, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1605632*B, B)); /* %1764 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(646, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1766 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(647, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320832, A + 1298432)); /* %1767 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(648, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1321008 + 1572864*B, A + 1321008 + 1605632*B, (real *)P + 9632, B)); /* %1769 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(649, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, A + 1321008 + 1900544*B, B)); /* %1770 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1830912*B, B)); /* %1771 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1773 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320864, A + 1298432)); /* %1774 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(653, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1321008 + 1863680*B, A + 1321008 + 1572864*B, A + 1321008 + 1867776*B, A + 1321008 + 2425360*B, B)); /* %1784 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(654, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1321008 + 1830912*B, A + 1321008 + 1572864*B, A + 1321008 + 2425360*B, A + 1321008 + 1863680*B, A + 1321008 + 1867776*B, B)); /* %1788 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(655, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1321008 + 1605632*B, A + 1321008 + 1830912*B, B)); /* %1791 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(656, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1321008 + 1572864*B, A + 1321008 + 1830912*B, A + 1321008 + 1605632*B, B)); /* %1793 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(657, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1321008 + 1572864*B, B)); /* %1795 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(658, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1298432, A + 425984)); /* %1797 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(659, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1320896, A + 1298432)); /* %1798 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(660, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1321008 + 1605632*B, A + 1321008 + 1572864*B, B)); /* %1801 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(661, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1298432, A + 1321008 + 1605632*B, A + 1321008, B)); /* %1803 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(662, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1605632*B, B)); /* %1804 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(663, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1806 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(664, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1321008, A + 1321008 + 294912*B, A + 1321008 + 1441792*B, B)); /* %1808 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(665, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008, B)); /* %1809 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(666, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1811 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(667, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1320928, A + 1312768)); /* %1812 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(668, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1321008 + 131072*B, A + 1321008, (real *)P + 320, B)); /* %1814 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(669, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1310720*B, B)); /* %1815 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1816 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1818 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1320960, A + 1312768)); /* %1819 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(673, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1321008 + 1310720*B, A + 1321008 + 131072*B, A + 1321008 + 1179648*B, A + 1321008 + 2425344*B, B)); /* %1829 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(674, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 2425344*B, A + 1321008 + 1310720*B, A + 1321008 + 1179648*B, B)); /* %1833 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(675, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1321008 + 262144*B, A + 1321008, B)); /* %1836 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(676, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1838 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(677, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1840 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(678, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1312768, A + 425984)); /* %1842 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(679, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1312768)); /* %1843 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(680, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1321008, A + 1321008 + 131072*B, B)); /* %1846 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(681, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1312768, A + 1321008, A + 1321008 + 1794048*B, B)); /* %1848 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1312768, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1320960, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

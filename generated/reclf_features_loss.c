@@ -11,1665 +11,180 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k7_fused_sum_square:
- *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k9_fused_rsqrt_clampmin:
- *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k12_fused_sum_square:
- *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k14_fused_rsqrt_clampmin:
- *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k18_eye:
- *   %18 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k18_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k19_max:
- *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %141 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k19_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k22_fused_exp_sub:
- *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %144 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k23_sum:
- *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %145 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k24_clampmin:
- *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %146 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %149 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k30_max:
- *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %152 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k33_fused_exp_sub:
- *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %155 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k34_sum:
- *   %34 reduce [1,B]   graphs/lib/losses.lua:11
- *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %156 reduce [1,B]   graphs/lib/losses.lua:11
- *   %161 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k35_clampmin:
- *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %157 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k42_fused_mul_sub_add_log:
- *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %164 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k43_sum:
- *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %165 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k43_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k46_fused_scale_add_sum_sub:
- *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %168 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k49_fused_sum_square:
- *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k51_fused_rsqrt_clampmin:
- *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k56_fused_sum_square:
- *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k58_fused_rsqrt_clampmin:
- *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k61_matmul_scale:
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k62_max:
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k62_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k65_fused_exp_sub:
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k68_matmul:
- *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %392 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k70_fused_sum_square:
- *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k72_fused_rsqrt_clampmin:
- *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k74_mul:
- *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k81_matmul:
- *   %81 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %84 matmul [39*T,128]   graphs/lib/srm.lua:11 */
-static void k81_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k92_fused_scale_addc_neg:
- *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
- *     + %90 map:neg [T,1,39]  graphs/lib/srm.lua:12
- *   %126 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k93_matmul_add_mul_scale:
- *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
- *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*1521 + r*39;
-            #pragma omp simd
-            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k94_max:
- *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k94_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k97_fused_exp_sub:
- *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k98_mul:
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-static void k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k99_sum:
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k99_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k100_clampmin:
- *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k100_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k101_div:
- *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %333 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k101_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k114_matmul:
- *   %114 matmul [T,128]   graphs/lib/irm.lua:9
- *   %309 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %326 matmul [T,128] (backward)  graphs/lib/irm.lua:10 */
-static void k114_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k200_matmul:
- *   %200 matmul [T,128]   graphs/lib/irm.lua:10
- *   %205 matmul [T,128]   graphs/lib/irm.lua:10
- *   %208 matmul [T,128]   graphs/lib/irm.lua:10 */
-static void k200_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k211_fused_sum_mul:
- *   %211 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
- *     + %210 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k211_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1] = r1; }
-}
-
-/* k212_matmul:
- *   %212 matmul [T,B,39,1]   graphs/lib/irm.lua:10
- *   %197 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k212_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k127_fused_add_mul_scale_add:
- *   %127 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %123 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %121 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %213 map:add [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %203 reduce [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %202 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k127_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = ((((r1) + (in2[i0*39*B + i1*39 + i2])) * (real)0.088388347648318433) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
-}
-
-/* k128_max:
- *   %128 reduce [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k128_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k131_fused_exp_sub:
- *   %131 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %130 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k131_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k132_mul:
- *   %132 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k132_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k133_sum:
- *   %133 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %137 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %282 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k133_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k134_clampmin:
- *   %134 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k134_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k135_div:
- *   %135 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k135_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k190_sum:
- *   %190 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k190_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(16384) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k193_matmul:
- *   %193 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k193_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k196_fused_sum_mul:
- *   %196 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *     + %195 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k196_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
-}
-
-/* k198_fused_add_sum:
- *   %198 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33
- *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-static void k198_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) + (in1[i0]); }
-}
-
-/* k136_mul:
- *   %136 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %258 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k136_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k139_scale:
- *   %139 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k139_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k170_add:
- *   %170 map:add []   graphs/lib/model.lua:136 */
-static void k170_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k222_fill:
- *   %222 fill [] (backward)  graphs/lib/model.lua:137 */
-static void k222_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k224_scale:
- *   %224 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k224_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k225_id:
- *   %225 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k225_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k227_fused_mul_id:
- *   %227 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %226 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k227_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k229_neg:
- *   %229 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k229_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k231_fused_mul_id:
- *   %231 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %230 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k231_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k235_fused_mul_div_step:
- *   %235 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %233 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %234 map:step [1,B]  graphs/lib/losses.lua:11
- *   %439 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k235_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k241_neg:
- *   %241 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k241_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k243_fused_mul_id:
- *   %243 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %242 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k243_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k248_fused_mul_div_step:
- *   %248 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %246 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %247 map:step [T,1]  graphs/lib/losses.lua:10
- *   %452 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k248_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k254_fused_scale_add_add_add:
- *   %254 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *     + %253 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %245 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %240 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %237 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %236 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %250 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %249 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k254_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k256_id:
- *   %256 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k256_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k259_matmul:
- *   %259 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
- *   %298 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k259_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
-    }
-}
-
-/* k260_matmul:
- *   %260 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
- *   %299 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
-static void k260_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k261_sum:
- *   %261 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
- *   %300 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k261_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (1521 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*1521;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
-        }
-}
-
-/* k262_id:
- *   %262 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %302 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %318 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k262_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k264_mul:
- *   %264 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %304 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %320 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %363 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k264_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k265_sum:
- *   %265 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k265_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
-        }
-}
-
-/* k267_sum:
- *   %267 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k267_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k269_sum:
- *   %269 reduce [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k269_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k272_matmul:
- *   %272 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k272_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k279_fused_div_mul:
- *   %279 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %257 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-static void k279_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
-}
-
-/* k281_fused_neg_mul:
- *   %281 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %280 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k281_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -((in0[i0]) * (in1[i0]));
-}
-
-/* k284_fused_mul_step:
- *   %284 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
- *     + %283 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-static void k284_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k297_fused_scale_mul_mul_mul:
- *   %297 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *     + %294 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %290 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %287 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %286 map:add [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %285 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k297_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k301_add:
- *   %301 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k305_sum:
- *   %305 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %321 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %365 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %394 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k305_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k306_sum:
- *   %306 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %322 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k306_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k310_matmul:
- *   %310 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %327 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %331 matmul [128,128] (backward)  graphs/lib/irm.lua:9 */
-static void k310_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k311_matmul_add:
- *   %311 matmul+add [128,128] (backward)  graphs/lib/irm.lua:10
- *     + %273 matmul [128,128]  graphs/lib/model.lua:33 (the product; the rest is its epilogue) */
-static void k311_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, 1, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
-        }
-    }
-}
-
-/* k316_matmul_add_id:
- *   %316 matmul+add_id [128,128] (backward)  graphs/lib/irm.lua:10
- *     + %315 matmul [128,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue)
- *     + %276 map:id [128,128]  graphs/lib/model.lua:33 */
-static void k316_matmul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 128; r0 += panel) {
-        const long pm = 128 - r0 < panel ? 128 - r0 : panel;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, pm, 128, T, (real)1, in0 + r0, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        /* epilogue (add_id), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((in2[lb1 + r*1])) + (o[c]);
-        }
-    }
-}
-
-/* k323_fused_add_add_add_mul:
- *   %323 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *     + %307 map:add [T,B,39,128]  graphs/lib/irm.lua:10
- *     + %278 map:add [T,B,39,128]  graphs/lib/model.lua:33
- *     + %263 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *     + %277 map:id [T,B,39,128]  graphs/lib/model.lua:33
- *     + %303 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *     + %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k323_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
-}
-
-/* k324_matmul_add:
- *   %324 matmul+add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *     + %314 matmul [T,128]  graphs/lib/irm.lua:10 (the product; the rest is its epilogue) */
-static void k324_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + r*128 + c]);
-        }
-    }
-}
-
-/* k338_fused_mul_sum_neg_mul:
- *   %338 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *     + %336 reduce [T,39,1]  graphs/lib/srm.lua:12
- *     + %335 map:neg [T,39,39]  graphs/lib/srm.lua:12
- *     + %334 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %337 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-static void k338_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k351_fused_scale_mul_mul_mul:
- *   %351 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *     + %348 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %344 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %341 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %340 map:add [T,39,39]  graphs/lib/srm.lua:12
- *     + %339 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-static void k351_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k352_matmul:
- *   %352 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k352_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k353_matmul:
- *   %353 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k353_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k355_matmul:
- *   %355 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %359 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k355_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k356_matmul:
- *   %356 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %360 matmul [128,128] (backward)  graphs/lib/srm.lua:11 */
-static void k356_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k364_mul:
- *   %364 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k364_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k374_fused_mul_mul_sum_mul:
- *   %374 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %372 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %368 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %367 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %371 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %370 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %369 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %373 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k374_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k378_fused_add_mul_mul_id:
- *   %378 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %366 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %377 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %375 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %376 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k378_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k380_matmul:
- *   %380 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k380_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k381_sum:
- *   %381 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %395 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k381_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k382_matmul_div:
- *   %382 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %379 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k382_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k385_fused_sum_neg_mul:
- *   %385 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %384 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %383 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k385_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k391_fused_scale_mul_add_id:
- *   %391 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %388 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %387 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %386 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k391_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k393_matmul:
- *   %393 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k393_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k396_add:
- *   %396 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k396_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k406_fused_mul_mul_sum_mul:
- *   %406 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %404 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %399 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %398 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %403 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %402 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %401 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %405 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k406_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k410_fused_add_add_mul_mul:
- *   %410 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %400 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %397 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %409 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %407 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %408 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k410_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k422_fused_mul_mul_sum_mul:
- *   %422 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %420 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %415 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %414 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %419 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %418 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %417 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %421 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k422_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k426_fused_add_add_add_mul:
- *   %426 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %416 map:add [T,39,128]  graphs/lib/matching.lua:7
- *     + %362 map:add [T,39,128]  graphs/lib/srm.lua:11
- *     + %413 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %425 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %423 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %424 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k426_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
-}
-
-/* k458_fused_scale_add_add_add:
- *   %458 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %457 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %449 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %444 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %441 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %440 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %454 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %453 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k458_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k459_matmul:
- *   %459 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k459_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k460_matmul:
- *   %460 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k460_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k469_fused_mul_mul_sum_mul:
- *   %469 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %467 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %463 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %462 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %466 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %465 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %464 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %468 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k469_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k473_fused_add_mul_mul_id:
- *   %473 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %461 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %472 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %470 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %471 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k473_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k483_fused_mul_mul_sum_mul:
- *   %483 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %481 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %476 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %475 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %480 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %479 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %478 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %482 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k483_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k487_matmul_add_add_mul_mul:
- *   %487 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %330 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
- *     + %477 map:add [T,128]  graphs/lib/losses.lua:21
- *     + %474 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %486 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %484 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %485 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k487_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        const long lb4 = 0;
-        const long lb5 = 0;
-        /* epilogue (add_add_mul_mul), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
-        }
-    }
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[169] = {
-    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k114_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k200_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k200_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k200_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k211_fused_sum_mul", "%211 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k212_matmul", "%212 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k92_fused_scale_addc_neg", "%126 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k127_fused_add_mul_scale_add", "%127 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k128_max", "%128 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k131_fused_exp_sub", "%131 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k132_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k133_sum", "%133 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k134_clampmin", "%134 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k135_div", "%135 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k190_sum", "%190 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k193_matmul", "%193 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k196_fused_sum_mul", "%196 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k212_matmul", "%197 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k198_fused_add_sum", "%198 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k136_mul", "%136 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k133_sum", "%137 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k139_scale", "%139 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k19_max", "%141 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%144 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%145 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%146 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%149 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%152 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%155 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%156 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%157 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%161 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k170_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"k222_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k224_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k225_id", "%225 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k227_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k229_neg", "%229 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k231_fused_mul_id", "%231 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k235_fused_mul_div_step", "%235 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k241_neg", "%241 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k243_fused_mul_id", "%243 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k248_fused_mul_div_step", "%248 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k254_fused_scale_add_add_add", "%254 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k256_id", "%256 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k136_mul", "%258 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k259_matmul", "%259 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k260_matmul", "%260 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k261_sum", "%261 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k262_id", "%262 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k264_mul", "%264 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k265_sum", "%265 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k267_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k269_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k272_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k279_fused_div_mul", "%279 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k281_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k133_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k284_fused_mul_step", "%284 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k297_fused_scale_mul_mul_mul", "%297 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k259_matmul", "%298 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k260_matmul", "%299 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k261_sum", "%300 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k262_id", "%302 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k264_mul", "%304 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k305_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k306_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k114_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k310_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k262_id", "%318 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k264_mul", "%320 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k305_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k306_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k114_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k310_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k310_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k101_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k338_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k351_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k352_matmul", "%352 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k353_matmul", "%353 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k355_matmul", "%355 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k356_matmul", "%356 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k355_matmul", "%359 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k356_matmul", "%360 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k264_mul", "%363 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k364_mul", "%364 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k305_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k374_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k378_fused_add_mul_mul_id", "%378 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k380_matmul", "%380 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k381_sum", "%381 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k382_matmul_div", "%382 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k385_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k391_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k68_matmul", "%392 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k393_matmul", "%393 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k305_sum", "%394 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k381_sum", "%395 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k396_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k406_fused_mul_mul_sum_mul", "%406 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k410_fused_add_add_mul_mul", "%410 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k422_fused_mul_mul_sum_mul", "%422 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k426_fused_add_add_add_mul", "%426 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k235_fused_mul_div_step", "%439 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k248_fused_mul_div_step", "%452 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k458_fused_scale_add_add_add", "%458 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k459_matmul", "%459 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k460_matmul", "%460 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k469_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k473_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k483_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k487_matmul_add_add_mul_mul", "%487 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k211_fused_sum_mul", "%211 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%212 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%126 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k127_fused_add_mul_scale_add", "%127 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%128 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%131 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%133 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%134 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%135 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%190 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%193 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%196 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%197 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_features_loss_k198_fused_add_sum", "%198 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%136 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%137 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%139 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%141 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%144 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%145 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%146 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%149 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%152 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%155 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%156 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%157 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%161 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%225 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%229 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%231 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%235 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%241 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%243 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%248 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%254 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k201_id", "%256 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%258 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%259 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%260 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%261 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%262 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%264 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%265 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%279 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%284 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%297 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%298 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%299 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%300 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k301_add", "%301 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%302 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%304 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k311_matmul_add", "%311 matmul+add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k316_matmul_add_id", "%316 matmul+add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%318 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%320 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_features_loss_k324_matmul_add", "%324 matmul+add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%352 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%353 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%355 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%356 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%359 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%360 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%363 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%364 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%378 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%380 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%381 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%382 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%392 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%393 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%394 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%395 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%406 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%410 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%422 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%426 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%439 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%452 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%458 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%459 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%460 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%487 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_features_loss = {169, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -1688,181 +203,181 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25664*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 24912*B + 40192*B*T + 24960*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 98320 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 98320 + 24576*B, (real *)inputs[2], A + 98320 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, A + 98320 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 98320 + 24912*B + 25248*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40128*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25696*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24704*B, A + 98320 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B, A + 98320 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24864*B, A + 98320 + 24912*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24720*B, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25264*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25104*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 98320 + 24880*B, A + 98320 + 24704*B, A + 98320 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25472*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 24912*B + 40192*B*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T, A + 98320, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 24912*B + 39936*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 98320 + 24912*B + 39984*B*T, A + 98320 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k93_matmul_add_mul_scale(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 24912*B + 40192*B*T + 25568*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 98320 + 24912*B + 40192*B*T + 25616*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(48, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(49, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(50, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(51, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(52, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k211_fused_sum_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(53, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(54, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(55, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k127_fused_add_mul_scale_add(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k128_max(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(57, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k131_fused_exp_sub(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %131 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k132_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k134_clampmin(A + 98320 + 24912*B + 25280*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(62, (double)16384, sizeof(real)*((double)128 + (double)16384), k190_sum(A + 32768, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(63, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k193_matmul(A + 32896, A + 32768, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(64, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k196_fused_sum_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 32896, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(65, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(66, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k198_fused_add_sum(A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(67, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25200*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(68, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(69, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(70, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %144 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(72, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25232*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(74, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(75, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24768*B, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(76, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24768*B, B, T)); /* %155 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(77, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24784*B, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(78, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(79, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24816*B, A + 98320 + 24912*B + 40112*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(80, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25280*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(81, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(82, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98320 + 24800*B, A + 98320 + 24768*B, A + 98320 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(83, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k170_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25664*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 98320 + 24912*B + 40192*B*T + 24960*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 98320 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 98320 + 24576*B, (real *)inputs[2], A + 98320 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, A + 98320 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 98320 + 24912*B + 25248*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 98320 + 24912*B + 40128*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 98320 + 24912*B + 40192*B*T + 25696*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 98320 + 24704*B, A + 98320 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B, A + 98320 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 98320 + 24864*B, A + 98320 + 24912*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 98320 + 24720*B, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 98320 + 24912*B + 40192*B*T + 25264*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25104*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 98320 + 24880*B, A + 98320 + 24704*B, A + 98320 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25472*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 98320 + 24912*B + 40192*B*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T, A + 98320, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 98320 + 24912*B + 39936*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 98320 + 24912*B + 39984*B*T, A + 98320 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 98320 + 24912*B + 40192*B*T + 25568*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 98320 + 24912*B + 40192*B*T + 25616*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(49, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(50, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(51, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(52, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k211_fused_sum_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(53, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(54, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(55, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), reclf_features_loss_k127_fused_add_mul_scale_add(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(57, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %131 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 98320 + 24912*B + 25280*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(62, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 32768, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(63, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 32896, A + 32768, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(64, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 32896, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(65, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(66, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), reclf_features_loss_k198_fused_add_sum(A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(67, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25200*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(68, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(69, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(70, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %144 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(72, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 98320 + 24912*B + 40192*B*T + 25232*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(74, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(75, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 98320 + 24768*B, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(76, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24768*B, B, T)); /* %155 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(77, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 98320 + 24784*B, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(78, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(79, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 98320 + 24816*B, A + 98320 + 24912*B + 40112*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(80, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25280*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(81, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(82, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98320 + 24800*B, A + 98320 + 24768*B, A + 98320 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(83, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(84, 0, sizeof(real)*((double)1), k222_fill(A + 0)); /* %222 fill []  graphs/lib/model.lua:137 */
-    CALL(85, (double)1, sizeof(real)*((double)1 + (double)1), k224_scale(A + 16, A + 0, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), k225_id(A + 98320 + 24896*B, A + 16, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(87, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k227_fused_mul_id(A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 16, A + 98320 + 24912*B + 40192*B*T + 25264*T, T)); /* %227 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(88, (double)B, sizeof(real)*((double)B + (double)B), k229_neg(A + 98320 + 24768*B, A + 98320 + 24896*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(89, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k231_fused_mul_id(A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %231 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(90, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24768*B, A + 98320 + 24896*B, A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %235 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(91, (double)T, sizeof(real)*((double)T + (double)T), k241_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(92, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k243_fused_mul_id(A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %243 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(93, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(94, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k254_fused_scale_add_add_add(A + 98320 + 24912*B + 25248*B*T, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(95, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(96, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(97, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(98, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(99, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(100, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(101, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(102, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k265_sum(A + 98320 + 8192*B, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(103, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k267_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(104, (double)4992, sizeof(real)*((double)128 + (double)4992), k269_sum(A + 33024, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(105, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k272_matmul(A + 33152, A + 33024, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(106, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k279_fused_div_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %279 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(107, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k281_fused_neg_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(108, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(109, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k284_fused_mul_step(A + 98320 + 24912*B + 25120*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(110, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k297_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25120*B*T, (real *)inputs[4], A + 98320 + 24912*B + 25008*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(111, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(112, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 30000*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(113, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(114, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(115, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 30000*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(116, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(118, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(119, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(120, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(121, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), k311_matmul_add(A + 16384, A + 33024, A + 32768, A + 0)); /* %311 matmul+add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(122, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), k316_matmul_add_id(A + 0, A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 33152, T)); /* %316 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
-    CALL(123, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(124, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(125, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(126, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(127, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k323_fused_add_add_add_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 14976*B*T, A + 32896, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(128, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), k324_matmul_add(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, (real *)P + 49152, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %324 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(129, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(130, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 32768, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(131, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 49152, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(132, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(133, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k338_fused_mul_sum_neg_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(134, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k351_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(135, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k352_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(136, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k353_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(137, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(138, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 65536, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(139, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(140, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 81920, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(141, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(142, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k364_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(143, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(144, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k374_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(145, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k378_fused_add_mul_mul_id(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B, B, T)); /* %378 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(146, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k380_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(147, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320 + 8192*B, A + 98320 + 24912*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(148, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k382_matmul_div(A + 98320 + 24912*B, A + 98320 + 24912*B + 9984*B*T, (real *)inputs[3], A + 98320 + 24912*B + 39936*B*T, B, T)); /* %382 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(149, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k385_fused_sum_neg_mul(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(150, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k391_fused_scale_mul_add_id(A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(151, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B + 8192*B*T, A + 98320 + 24912*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(152, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k393_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(154, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320, A + 98320 + 24912*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(155, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k396_add(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(156, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k406_fused_mul_mul_sum_mul(A + 98320 + 24768*B, A + 98320, (real *)inputs[3], A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(157, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k410_fused_add_add_mul_mul(A + 98320 + 16384*B, A + 98320 + 8192*B, A + 98320, A + 98320 + 24704*B, A + 98320 + 24768*B, (real *)inputs[3], B)); /* %410 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(158, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k422_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %422 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(159, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k426_fused_add_add_add_mul(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[1], T)); /* %426 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(160, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24704*B, A + 98320 + 24896*B, A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %439 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(161, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(162, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k458_fused_scale_add_add_add(A + 98320 + 24912*B, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24704*B, A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(163, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k459_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B, A + 98320 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(164, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k460_matmul(A + 98320, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(165, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k469_fused_mul_mul_sum_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[2], A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(166, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k473_fused_add_mul_mul_id(A + 98320 + 128*B, A + 98320, A + 98320 + 24848*B, A + 98320 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(167, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k483_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(168, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k487_matmul_add_add_mul_mul(A + 98320 + 24912*B + 40192*B*T + 5120*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)P + 65536, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[0], T)); /* %487 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(84, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %222 fill []  graphs/lib/model.lua:137 */
+    CALL(85, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(86, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 98320 + 24896*B, A + 16, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(87, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 16, A + 98320 + 24912*B + 40192*B*T + 25264*T, T)); /* %227 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(88, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 98320 + 24768*B, A + 98320 + 24896*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(89, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %231 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(90, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 98320 + 24768*B, A + 98320 + 24896*B, A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %235 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(91, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(92, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %243 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(93, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(94, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 98320 + 24912*B + 25248*B*T, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(95, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(96, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(97, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(98, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(99, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(100, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(101, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(102, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 98320 + 8192*B, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(103, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(104, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 33024, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(105, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 33152, A + 33024, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(106, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %279 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(107, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(108, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(109, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 98320 + 24912*B + 25120*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(110, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25120*B*T, (real *)inputs[4], A + 98320 + 24912*B + 25008*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(111, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(112, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 98320 + 24912*B + 30000*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(113, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(114, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), reclf_features_loss_k301_add(A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(115, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 30000*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(116, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(118, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(119, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(120, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(121, (double)49152, sizeof(real)*((double)16384 + (double)128 + (double)128 + (double)16384), reclf_features_loss_k311_matmul_add(A + 16384, A + 33024, A + 32768, A + 0)); /* %311 matmul+add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(122, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T + (double)128), reclf_features_loss_k316_matmul_add_id(A + 0, A + 98320 + 24912*B + 40192*B*T + 25344*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 33152, T)); /* %316 matmul+add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(123, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(124, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(125, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(126, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(127, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), reclf_features_loss_k323_fused_add_add_add_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 14976*B*T, A + 32896, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(128, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T), reclf_features_loss_k324_matmul_add(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, (real *)P + 49152, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %324 matmul+add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(129, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(130, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 32768, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(131, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 49152, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(132, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 25616*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(133, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(134, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(135, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(136, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(137, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(138, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 65536, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(139, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(140, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 81920, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(141, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(142, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(143, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(144, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(145, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B, B, T)); /* %378 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(146, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(147, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 98320 + 8192*B, A + 98320 + 24912*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(148, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 98320 + 24912*B, A + 98320 + 24912*B + 9984*B*T, (real *)inputs[3], A + 98320 + 24912*B + 39936*B*T, B, T)); /* %382 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(149, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(150, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(151, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 98320 + 24912*B + 8192*B*T, A + 98320 + 24912*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(152, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(154, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 98320, A + 98320 + 24912*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(155, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(156, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 98320 + 24768*B, A + 98320, (real *)inputs[3], A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(157, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 98320 + 16384*B, A + 98320 + 8192*B, A + 98320, A + 98320 + 24704*B, A + 98320 + 24768*B, (real *)inputs[3], B)); /* %410 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(158, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25472*T, T)); /* %422 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(159, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 25520*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[1], T)); /* %426 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(160, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 98320 + 24704*B, A + 98320 + 24896*B, A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %439 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(161, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25728*T, A + 98320 + 24912*B + 40192*B*T + 25712*T, A + 98320 + 24912*B + 40192*B*T + 25696*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(162, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 98320 + 24912*B, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24704*B, A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(163, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B, A + 98320 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(164, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 98320, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(165, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[2], A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(166, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 98320 + 128*B, A + 98320, A + 98320 + 24848*B, A + 98320 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(167, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25664*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(168, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 98320 + 24912*B + 40192*B*T + 5120*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)P + 65536, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 25680*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[0], T)); /* %487 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 81920, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 65536, sizeof(real)*16384); /* d loss / d srm.Wk */
     memcpy(grads + 32768, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wv */

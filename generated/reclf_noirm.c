@@ -11,4478 +11,657 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k6_fused_scale_addc:
- *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k9_im2col:
- *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k11_matmul:
- *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k13_permute:
- *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
-static void k13_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k16_add:
- *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
-static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k21_fused_scale_sum:
- *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k22_sub:
- *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k27_fused_rsqrt_addc_scale_sum:
- *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k28_mul:
- *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k33_fused_add_mul:
- *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k34_relu:
- *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k34_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k37_im2col:
- *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k39_matmul:
- *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k41_permute:
- *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k41_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k44_add:
- *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k49_fused_scale_sum:
- *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k50_sub:
- *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k55_fused_rsqrt_addc_scale_sum:
- *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k56_mul:
- *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k61_fused_add_mul:
- *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
-static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k62_relu:
- *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k62_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k65_im2col:
- *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k118_fused_add_add_mul:
- *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k122_im2col:
- *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k124_matmul:
- *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k126_permute:
- *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k126_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k129_add:
- *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k134_fused_scale_sum:
- *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k135_sub:
- *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k140_fused_rsqrt_addc_scale_sum:
- *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k141_mul:
- *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k146_fused_add_mul:
- *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
-static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k147_relu:
- *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k147_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k150_im2col:
- *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k152_matmul:
- *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k203_fused_add_add_mul:
- *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k207_im2col:
- *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k209_matmul:
- *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k211_permute:
- *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k211_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k214_add:
- *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k219_fused_scale_sum:
- *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k220_sub:
- *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k225_fused_rsqrt_addc_scale_sum:
- *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k226_mul:
- *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k231_fused_add_mul:
- *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k232_relu:
- *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k232_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k235_im2col:
- *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k237_matmul:
- *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k288_fused_add_add_mul:
- *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k291_permute:
- *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k291_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
-}
-
-/* k297_matmul_add:
- *   %297 matmul+add [B,64,128]   graphs/lib/image_encoder.lua:34
- *     + %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 (the product; the rest is its epilogue) */
-static void k297_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 64*B; r0 += panel) {
-        const long pm = 64*B - r0 < panel ? 64*B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k298_sum:
- *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k298_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k300_scale:
- *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k300_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
-}
-
-/* k304_matmul_add:
- *   %304 matmul+add [B,128]   graphs/lib/image_encoder.lua:36
- *     + %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k304_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k307_gather:
- *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    #pragma omp parallel for if((long)(40*T) > 256)
-    for (long r = 0; r < 40*T; r++) {
-        const real *src = in0 + (long)in1[r]*128;
-        for (long j = 0; j < 128; j++) out[r*128 + j] = src[j];
-    }
-}
-
-/* k308_add:
- *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 5120; i1++)
-            out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
-}
-
-/* k312_fused_scale_sum:
- *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k313_sub:
- *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
-}
-
-/* k318_fused_rsqrt_addc_scale_sum:
- *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
- *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k319_mul:
- *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k321_fused_add_mul:
- *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k327_matmul_add:
- *   %327 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *     + %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 (the product; the rest is its epilogue)
- *   %335 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %343 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %417 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %425 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %433 matmul+add [T,40,128]   graphs/lib/text_encoder.lua:14 */
-static void k327_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k329_permute:
- *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k329_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
-}
-
-/* k352_fused_scale_addc_neg:
- *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
- *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
- *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k353_matmul_add_mul_scale:
- *   %353 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 (the product; the rest is its epilogue)
- *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
- *   %443 matmul+add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k353_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*40; lb3 += i1*40; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (((o[c]) * (real)0.17677669529663687) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k354_max:
- *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k354_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k357_fused_exp_sub:
- *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = exp_real(((in0[i0*40 + i1]) - (in1[i0])));
-}
-
-/* k358_mul:
- *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k359_sum:
- *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k359_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k360_clampmin:
- *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k361_div:
- *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
-}
-
-/* k362_matmul:
- *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1086 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1228 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k363_permute:
- *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1088 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1098 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1109 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1230 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k363_permute(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            for (long i2 = 0; i2 < 4; i2++)
-                for (long i3 = 0; i3 < 32; i3++)
-                    out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
-}
-
-/* k371_matmul_add_add:
- *   %371 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23
- *     + %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 (the product; the rest is its epilogue)
- *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
- *   %461 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:23 */
-static void k371_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k390_matmul_add:
- *   %390 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24
- *     + %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 (the product; the rest is its epilogue)
- *   %480 matmul+add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k390_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k391_gelu:
- *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
-}
-
-/* k398_matmul_add_add:
- *   %398 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25
- *     + %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:25
- *   %488 matmul+add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k398_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 512, (real)1, in0 + r0*512, 512, in1 + 0, 512, (real)0, out + r0*128, 128);
-        const long lb1 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (in2[lb1 + r*128 + c]) + ((o[c]) + (in3[lb3 + c]));
-        }
-    }
-}
-
-/* k502_slice:
- *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k502_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*5120 + i1];
-}
-
-/* k507_matmul_add:
- *   %507 matmul+add [T,128]   graphs/lib/text_encoder.lua:36
- *     + %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k507_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k508_slice:
- *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k508_slice(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
-}
-
-/* k514_matmul_add:
- *   %514 matmul+add [T,39,128]   graphs/lib/text_encoder.lua:37
- *     + %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 (the product; the rest is its epilogue) */
-static void k514_matmul_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 39*T; r0 += panel) {
-        const long pm = 39*T - r0 < panel ? 39*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        /* epilogue (add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) + (in2[lb2 + c]);
-        }
-    }
-}
-
-/* k516_fused_sum_square:
- *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k518_fused_rsqrt_clampmin:
- *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k519_mul:
- *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k521_fused_sum_square:
- *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k523_fused_rsqrt_clampmin:
- *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k524_mul:
- *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k526_matmul_scale:
- *   %526 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %525 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k526_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k527_eye:
- *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k527_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k528_max:
- *   %528 reduce [T,1]   graphs/lib/losses.lua:10
- *   %630 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k531_fused_exp_sub:
- *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %633 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k532_sum:
- *   %532 reduce [T,1]   graphs/lib/losses.lua:10
- *   %550 reduce [T,1]   graphs/lib/losses.lua:12
- *   %634 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k533_clampmin:
- *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %635 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k536_mul:
- *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %638 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k539_max:
- *   %539 reduce [1,B]   graphs/lib/losses.lua:11
- *   %641 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k542_fused_exp_sub:
- *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %644 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k543_sum:
- *   %543 reduce [1,B]   graphs/lib/losses.lua:11
- *   %548 reduce [1,B]   graphs/lib/losses.lua:11
- *   %645 reduce [1,B]   graphs/lib/losses.lua:11
- *   %650 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k544_clampmin:
- *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %646 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k551_fused_mul_sub_add_log:
- *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
- *   %653 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k552_sum:
- *   %552 reduce [1,1]   graphs/lib/losses.lua:13
- *   %654 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k552_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k555_fused_scale_add_sum_sub:
- *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
- *   %657 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k558_fused_sum_square:
- *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k560_fused_rsqrt_clampmin:
- *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k561_mul:
- *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k565_fused_sum_square:
- *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k567_fused_rsqrt_clampmin:
- *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k568_mul:
- *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k570_matmul_scale:
- *   %570 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k570_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k571_max:
- *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k574_fused_exp_sub:
- *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k575_sum:
- *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k576_div:
- *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k577_matmul:
- *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %868 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k579_fused_sum_square:
- *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k581_fused_rsqrt_clampmin:
- *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k582_mul:
- *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k583_mul:
- *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k583_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k590_matmul:
- *   %590 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %593 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %968 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k590_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k601_fused_scale_addc_neg:
- *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *     + %600 map:addc [T,1,39]  graphs/lib/srm.lua:12
- *     + %599 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-static void k601_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k602_matmul_add_mul_scale:
- *   %602 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *     + %595 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
- *     + %598 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %596 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k602_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*1521 + r*39;
-            #pragma omp simd
-            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k603_max:
- *   %603 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k603_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k606_fused_exp_sub:
- *   %606 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *     + %605 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-static void k606_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k607_mul:
- *   %607 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-static void k607_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k608_sum:
- *   %608 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k608_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k609_clampmin:
- *   %609 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k609_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k610_div:
- *   %610 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %809 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k610_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k622_sum:
- *   %622 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k622_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(39*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k623_clampmin:
- *   %623 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k623_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1 ? in0[i0] : (real)1;
-}
-
-/* k624_div:
- *   %624 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
-static void k624_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k733_sum:
- *   %733 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k733_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(16384) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k736_matmul:
- *   %736 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k736_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k739_fused_sum_mul:
- *   %739 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *     + %738 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k739_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
-}
-
-/* k740_matmul:
- *   %740 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k740_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k625_fused_mul_add_sum:
- *   %625 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
- *     + %741 map:add [T,B,39,1]  graphs/lib/model.lua:33
- *     + %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-static void k625_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
-}
-
-/* k626_sum:
- *   %626 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
-static void k626_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k628_scale:
- *   %628 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k628_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k659_add:
- *   %659 map:add []   graphs/lib/model.lua:85 */
-static void k659_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k750_fill:
- *   %750 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k750_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k752_scale:
- *   %752 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k752_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k753_id:
- *   %753 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k753_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k755_fused_mul_id:
- *   %755 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %754 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k755_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k757_neg:
- *   %757 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k757_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k759_fused_mul_id:
- *   %759 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %758 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k759_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k763_fused_mul_div_step:
- *   %763 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %761 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %762 map:step [1,B]  graphs/lib/losses.lua:11
- *   %915 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k763_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k769_neg:
- *   %769 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k769_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k771_fused_mul_id:
- *   %771 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %770 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k771_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k776_fused_mul_div_step:
- *   %776 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %774 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %775 map:step [T,1]  graphs/lib/losses.lua:10
- *   %928 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k776_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k782_fused_scale_add_add_add:
- *   %782 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *     + %781 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %773 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %768 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %765 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %764 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %778 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %777 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k782_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k786_fused_mul_id:
- *   %786 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
- *     + %784 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
-static void k786_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = ((in0[i0*B + i1])) * (in1[i0*39 + i2]);
-}
-
-/* k788_matmul:
- *   %788 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k788_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
-    }
-}
-
-/* k789_matmul:
- *   %789 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33 */
-static void k789_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k790_sum:
- *   %790 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k790_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (1521 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*1521;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
-        }
-}
-
-/* k791_id:
- *   %791 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k791_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k793_mul:
- *   %793 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %839 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k793_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k794_sum:
- *   %794 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k794_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
-        }
-}
-
-/* k796_sum:
- *   %796 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k796_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k798_sum:
- *   %798 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %965 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k798_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k801_matmul:
- *   %801 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k801_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k802_matmul:
- *   %802 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k802_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k805_id:
- *   %805 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k805_id(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k807_fused_add_mul_id:
- *   %807 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *     + %792 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *     + %806 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k807_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + ((in2[i0]));
-}
-
-/* k814_fused_mul_sum_neg_mul:
- *   %814 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *     + %812 reduce [T,39,1]  graphs/lib/srm.lua:12
- *     + %811 map:neg [T,39,39]  graphs/lib/srm.lua:12
- *     + %810 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %813 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-static void k814_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k827_fused_scale_mul_mul_mul:
- *   %827 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *     + %824 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %820 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %817 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %816 map:add [T,39,39]  graphs/lib/srm.lua:12
- *     + %815 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-static void k827_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k828_matmul:
- *   %828 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k828_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k829_matmul:
- *   %829 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k829_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k831_matmul:
- *   %831 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %835 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k831_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k832_matmul:
- *   %832 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %836 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %969 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k832_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k840_mul:
- *   %840 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k840_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k841_sum:
- *   %841 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %870 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k841_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k850_fused_mul_mul_sum_mul:
- *   %850 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %848 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %844 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %843 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %847 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %846 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %845 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %849 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k850_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k854_fused_add_mul_mul_id:
- *   %854 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %842 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %853 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %851 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %852 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k854_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k856_matmul:
- *   %856 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k856_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k857_sum:
- *   %857 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %871 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k857_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k858_matmul_div:
- *   %858 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %855 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k858_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k861_fused_sum_neg_mul:
- *   %861 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %860 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %859 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k861_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k867_fused_scale_mul_add_id:
- *   %867 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %864 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %863 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %862 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k867_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k869_matmul:
- *   %869 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k869_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k872_add:
- *   %872 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k872_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k882_fused_mul_mul_sum_mul:
- *   %882 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %880 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %875 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %874 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %879 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %878 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %877 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %881 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k882_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k886_fused_add_add_mul_mul:
- *   %886 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %876 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %873 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %885 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %883 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %884 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k886_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k898_fused_mul_mul_sum_mul:
- *   %898 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %896 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %891 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %890 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %895 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %894 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %893 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %897 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k898_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k902_fused_add_add_add_mul:
- *   %902 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %892 map:add [T,39,128]  graphs/lib/matching.lua:7
- *     + %838 map:add [T,39,128]  graphs/lib/srm.lua:11
- *     + %889 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %901 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %899 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %900 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k902_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
-}
-
-/* k934_fused_scale_add_add_add:
- *   %934 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %933 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %925 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %920 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %917 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %916 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %930 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %929 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k934_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k935_matmul:
- *   %935 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k935_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k936_matmul:
- *   %936 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k936_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k945_fused_mul_mul_sum_mul:
- *   %945 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %943 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %939 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %938 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %942 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %941 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %940 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %944 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k945_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k949_fused_add_mul_mul_id:
- *   %949 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %937 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %948 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %946 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %947 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k949_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k958_fused_mul_mul_sum_mul:
- *   %958 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %956 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %952 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %951 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %955 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %954 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %953 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %957 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k958_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k962_fused_add_mul_mul_id:
- *   %962 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %950 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %961 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %959 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %960 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k962_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k963_sum:
- *   %963 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k963_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k971_pad:
- *   %971 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k971_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 4992; i1++)
-            out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
-}
-
-/* k972_sum:
- *   %972 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k972_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k974_matmul:
- *   %974 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k974_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k975_matmul:
- *   %975 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k975_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k977_pad:
- *   %977 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k977_pad(real *restrict out, const real *restrict in0, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(5120*T));
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*5120 + i1] = in0[i0*128 + i1];
-}
-
-/* k978_add:
- *   %978 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k978_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k979_sum:
- *   %979 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %985 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1006 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1024 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1030 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1052 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k979_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (5120 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*5120;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
-        }
-}
-
-/* k981_sum:
- *   %981 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %987 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1008 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1026 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1032 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1054 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k981_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k983_mul:
- *   %983 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1028 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1124 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1170 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1266 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k983_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k984_mul:
- *   %984 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1029 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1125 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1171 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1267 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k984_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k996_fused_scale_mul_sum_mul:
- *   %996 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %995 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %991 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %994 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %993 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %992 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
- *   %1041 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1137 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1183 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1279 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k996_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
-}
-
-/* k1000_fused_add_mul_mul_id:
- *   %1000 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %999 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %997 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
- *     + %998 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %1045 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1141 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1187 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1283 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1000_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k1003_fused_scale_sum_neg:
- *   %1003 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1002 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
- *     + %1001 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
- *   %1049 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1145 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1191 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1287 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1003_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
-}
-
-/* k1005_fused_add_id:
- *   %1005 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *     + %1004 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-static void k1005_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
-}
-
-/* k1012_matmul:
- *   %1012 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1154 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1012_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k1015_matmul_mul_gelu_grad:
- *   %1015 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *     + %1011 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 (the product; the rest is its epilogue)
- *     + %1014 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
- *   %1157 matmul+mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k1015_matmul_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    long panel = 131072 / (512); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 512, 128, (real)1, in0 + r0*128, 128, in1 + 0, 512, (real)0, out + r0*512, 512);
-        const long lb2 = 0;
-        /* epilogue (mul_gelu_grad), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(512) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*512;
-            #pragma omp simd
-            for (long c = 0; c < 512; c++) o[c] = (o[c]) * (gelu_tanh_grad((in2[lb2 + r*512 + c])));
-        }
-    }
-}
-
-/* k1016_sum:
- *   %1016 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1158 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1016_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (20480 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*20480;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
-        }
-}
-
-/* k1018_sum:
- *   %1018 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1160 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1018_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (512 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 40; j++) {
-                const real *row = in0 + (o*40 + j)*512;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
-        }
-}
-
-/* k1021_matmul:
- *   %1021 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1163 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1021_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1022_matmul:
- *   %1022 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1164 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1022_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1051_fused_add_add_id:
- *   %1051 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *     + %1048 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
- *     + %1050 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
- *   %1147 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1193 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1289 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k1051_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
-}
-
-/* k1057_matmul:
- *   %1057 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1105 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1116 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1199 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1247 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1258 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1057_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1058_matmul:
- *   %1058 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1096 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1106 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1117 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1200 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1238 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k1058_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1063_matmul:
- *   %1063 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1087 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1205 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1229 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1063_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1600; bo += i2*1280; }
-        { long i1 = r % T; r /= T; ao += i1*6400; bo += i1*5120; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 40, 32, 40, (real)1, in0 + ao, 40, in1 + bo, 32, (real)0, out + p*1280, 32);
-    }
-}
-
-/* k1064_matmul_div:
- *   %1064 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *     + %1062 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 (the product; the rest is its epilogue)
- *   %1206 matmul+div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1064_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    const long nb = 4*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % 4; r /= 4; ao += i2*1280; bo += i2*1280; lb2 += i2*40; }
-        { long i1 = r % T; r /= T; ao += i1*5120; bo += i1*5120; lb2 += i1*160; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40, 40, 32, (real)1, in0 + ao, 32, in1 + bo, 32, (real)0, out + p*1600, 40);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 40; r++) {
-            real *o = out + p*1600 + r*40;
-            #pragma omp simd
-            for (long c = 0; c < 40; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k1069_fused_mul_sum_neg_mul:
- *   %1069 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *     + %1067 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *     + %1066 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1065 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1068 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
- *   %1211 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1069_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k1085_fused_scale_mul_mul_mul:
- *   %1085 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *     + %1081 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1076 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1072 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1071 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *     + %1070 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
- *   %1227 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1085_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
-}
-
-/* k1119_matmul_add_add:
- *   %1119 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
- *     + %1095 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 (the product; the rest is its epilogue)
- *     + %1108 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
- *   %1261 matmul+add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
-static void k1119_matmul_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < 40*T; r0 += panel) {
-        const long pm = 40*T - r0 < panel ? 40*T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        /* epilogue (add_add), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + (in2[lb2 + r*128 + c])) + (in3[lb3 + r*128 + c]);
-        }
-    }
-}
-
-/* k1292_scatter_add:
- *   %1292 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1292_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
-    memset(out, 0, sizeof(real)*(size_t)(131072));
-    #pragma omp parallel for if((long)(5120*T) > 65536)
-    for (long j = 0; j < 128; j++)
-        for (long r = 0; r < 40*T; r++)
-            out[(long)in1[r]*128 + j] += in0[r*128 + j];
-}
-
-/* k1293_sum:
- *   %1293 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1293_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1296_matmul:
- *   %1296 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1296_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1297_matmul_scale:
- *   %1297 matmul+scale [B,128] (backward)  graphs/lib/image_encoder.lua:35
- *     + %1295 matmul [B,128]  graphs/lib/image_encoder.lua:36 (the product; the rest is its epilogue) */
-static void k1297_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < B; r0 += panel) {
-        const long pm = B - r0 < panel ? B - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = (o[c]) * (real)0.015625;
-        }
-    }
-}
-
-/* k1300_sum:
- *   %1300 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1313 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1320 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1344 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1358 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1365 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1300_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k1302_sum:
- *   %1302 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1302_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k1305_matmul:
- *   %1305 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1306_matmul:
- *   %1306 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1306_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1308_fused_add_id:
- *   %1308 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *     + %1299 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-static void k1308_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
-}
-
-/* k1309_permute:
- *   %1309 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1309_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
-}
-
-/* k1312_fused_mul_step:
- *   %1312 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1311 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %1357 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1312_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1315_sum:
- *   %1315 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1322 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1346 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1360 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1367 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1391 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1315_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k1316_sum:
- *   %1316 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1323 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1347 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1361 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1368 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1392 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1316_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1318_mul:
- *   %1318 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1363 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1409 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1318_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k1319_mul:
- *   %1319 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1364 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1410 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1333_fused_scale_mul_sum_mul:
- *   %1333 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1332 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1328 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1327 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1331 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1330 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1329 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1378 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1424 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1333_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k1337_fused_add_mul_mul_id:
- *   %1337 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1326 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1336 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1334 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %1335 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1382 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1428 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1337_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k1340_fused_scale_sum_neg:
- *   %1340 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1339 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1338 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1385 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1431 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1340_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k1342_fused_add_id:
- *   %1342 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1341 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %1387 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1433 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1342_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k1350_permute:
- *   %1350 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1395 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1441 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1350_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k1352_matmul:
- *   %1352 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1397 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1352_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k1353_matmul:
- *   %1353 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1398 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1353_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1355_col2im:
- *   %1355 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1400 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1355_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1403_fused_mul_add_step:
- *   %1403 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1401 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %1402 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k1403_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1443_matmul:
- *   %1443 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1443_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k1444_matmul:
- *   %1444 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1444_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k1446_col2im:
- *   %1446 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1446_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1448_fused_mul_step:
- *   %1448 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1447 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %1493 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1448_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1449_sum:
- *   %1449 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1456 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1480 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1494 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1501 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1525 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1449_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k1451_sum:
- *   %1451 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1458 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1482 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1496 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1503 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1527 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1451_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k1452_sum:
- *   %1452 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1459 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1483 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1497 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1504 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1528 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1452_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1454_mul:
- *   %1454 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1499 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1545 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1454_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k1455_mul:
- *   %1455 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1500 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1546 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1455_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1469_fused_scale_mul_sum_mul:
- *   %1469 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1468 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1464 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1463 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1467 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1466 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1465 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1514 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1560 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1469_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k1473_fused_add_mul_mul_id:
- *   %1473 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1462 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1472 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1470 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *     + %1471 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1518 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1564 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1473_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k1476_fused_scale_sum_neg:
- *   %1476 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1475 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1474 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1521 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1567 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1476_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k1478_fused_add_id:
- *   %1478 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1477 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
- *   %1523 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1569 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1478_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k1486_permute:
- *   %1486 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1531 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %1577 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1486_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k1488_matmul:
- *   %1488 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1533 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1488_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k1489_matmul:
- *   %1489 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1534 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1489_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1491_col2im:
- *   %1491 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1536 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1491_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1539_fused_mul_add_step:
- *   %1539 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1537 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %1538 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-static void k1539_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1579_matmul:
- *   %1579 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1579_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k1580_matmul:
- *   %1580 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1580_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k1582_col2im:
- *   %1582 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1582_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1584_fused_mul_step:
- *   %1584 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %1583 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %1629 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k1584_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1585_sum:
- *   %1585 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1592 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1616 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1630 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1637 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1661 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1585_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k1587_sum:
- *   %1587 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1594 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1618 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1632 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1639 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1663 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1587_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k1588_sum:
- *   %1588 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1595 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1619 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1633 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1640 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1664 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k1588_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1590_mul:
- *   %1590 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1635 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1681 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1590_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k1591_mul:
- *   %1591 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1636 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1682 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1591_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1605_fused_scale_mul_sum_mul:
- *   %1605 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1604 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1600 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1599 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1603 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1602 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1601 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %1650 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1696 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1605_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k1609_fused_add_mul_mul_id:
- *   %1609 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1598 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1608 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1606 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *     + %1607 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1654 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1700 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1609_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k1612_fused_scale_sum_neg:
- *   %1612 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1611 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %1610 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1657 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1703 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1612_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k1614_fused_add_id:
- *   %1614 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *     + %1613 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
- *   %1659 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1705 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1614_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k1622_permute:
- *   %1622 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1667 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1713 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1622_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k1624_matmul:
- *   %1624 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1669 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1715 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1624_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k1625_matmul:
- *   %1625 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1670 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1716 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1625_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k1627_col2im:
- *   %1627 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1672 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1627_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1675_fused_mul_add_step:
- *   %1675 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
- *     + %1673 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %1674 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-static void k1675_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1718_col2im:
- *   %1718 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1718_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1720_fused_mul_step:
- *   %1720 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1719 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k1720_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1721_sum:
- *   %1721 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1728 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1752 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1721_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k1723_sum:
- *   %1723 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1730 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1754 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1723_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k1724_sum:
- *   %1724 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1731 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1755 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1724_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k1726_mul:
- *   %1726 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1726_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k1727_mul:
- *   %1727 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1727_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1741_fused_scale_mul_sum_mul:
- *   %1741 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1740 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1736 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1735 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1739 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1738 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1737 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-static void k1741_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k1745_fused_add_mul_mul_id:
- *   %1745 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1734 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1744 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1742 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
- *     + %1743 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1745_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k1748_fused_scale_sum_neg:
- *   %1748 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1747 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %1746 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1748_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k1750_fused_add_id:
- *   %1750 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *     + %1749 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-static void k1750_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k1758_permute:
- *   %1758 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1758_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k1760_matmul:
- *   %1760 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1760_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[646] = {
-    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k297_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k304_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k514_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k526_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k570_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k590_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k590_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k601_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k602_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k603_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k606_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k607_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k608_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k609_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k610_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k622_sum", "%622 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k623_clampmin", "%623 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k624_div", "%624 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k733_sum", "%733 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k736_matmul", "%736 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k739_fused_sum_mul", "%739 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k740_matmul", "%740 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k625_fused_mul_add_sum", "%625 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k626_sum", "%626 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k628_scale", "%628 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k528_max", "%630 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k531_fused_exp_sub", "%633 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k532_sum", "%634 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k533_clampmin", "%635 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k536_mul", "%638 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k539_max", "%641 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k542_fused_exp_sub", "%644 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%645 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k544_clampmin", "%646 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k543_sum", "%650 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k551_fused_mul_sub_add_log", "%653 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k552_sum", "%654 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k555_fused_scale_add_sum_sub", "%657 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k659_add", "%659 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k750_fill", "%750 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k752_scale", "%752 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k753_id", "%753 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k755_fused_mul_id", "%755 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k757_neg", "%757 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k759_fused_mul_id", "%759 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k763_fused_mul_div_step", "%763 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k769_neg", "%769 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k771_fused_mul_id", "%771 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k776_fused_mul_div_step", "%776 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k782_fused_scale_add_add_add", "%782 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k786_fused_mul_id", "%786 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"k788_matmul", "%788 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k789_matmul", "%789 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k790_sum", "%790 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k791_id", "%791 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k793_mul", "%793 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k794_sum", "%794 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k796_sum", "%796 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k798_sum", "%798 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k801_matmul", "%801 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k802_matmul", "%802 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k805_id", "%805 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k807_fused_add_mul_id", "%807 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k610_div", "%809 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k814_fused_mul_sum_neg_mul", "%814 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k827_fused_scale_mul_mul_mul", "%827 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k828_matmul", "%828 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k829_matmul", "%829 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k831_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k832_matmul", "%832 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k831_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k832_matmul", "%836 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k793_mul", "%839 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k840_mul", "%840 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k841_sum", "%841 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k850_fused_mul_mul_sum_mul", "%850 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k854_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k856_matmul", "%856 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k857_sum", "%857 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k858_matmul_div", "%858 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k861_fused_sum_neg_mul", "%861 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k867_fused_scale_mul_add_id", "%867 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k577_matmul", "%868 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k869_matmul", "%869 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k841_sum", "%870 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k857_sum", "%871 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k872_add", "%872 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k882_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k886_fused_add_add_mul_mul", "%886 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k898_fused_mul_mul_sum_mul", "%898 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k902_fused_add_add_add_mul", "%902 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k763_fused_mul_div_step", "%915 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k776_fused_mul_div_step", "%928 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k934_fused_scale_add_add_add", "%934 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k935_matmul", "%935 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k936_matmul", "%936 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k945_fused_mul_mul_sum_mul", "%945 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k949_fused_add_mul_mul_id", "%949 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k958_fused_mul_mul_sum_mul", "%958 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k962_fused_add_mul_mul_id", "%962 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k963_sum", "%963 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k798_sum", "%965 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k590_matmul", "%968 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k832_matmul", "%969 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k971_pad", "%971 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k972_sum", "%972 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k974_matmul", "%974 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k975_matmul", "%975 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k977_pad", "%977 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k978_add", "%978 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k979_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k981_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k983_mul", "%983 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k984_mul", "%984 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k979_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k981_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k996_fused_scale_mul_sum_mul", "%996 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1000_fused_add_mul_mul_id", "%1000 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1003_fused_scale_sum_neg", "%1003 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1005_fused_add_id", "%1005 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1006 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1008 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1012_matmul", "%1012 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1015_matmul_mul_gelu_grad", "%1015 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1016 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1018_sum", "%1018 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1021_matmul", "%1021 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1022_matmul", "%1022 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k983_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k984_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k996_fused_scale_mul_sum_mul", "%1041 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1000_fused_add_mul_mul_id", "%1045 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1003_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1051_fused_add_add_id", "%1051 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%1061 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k1063_matmul", "%1063 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1064_matmul_div", "%1064 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1069_fused_mul_sum_neg_mul", "%1069 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1085_fused_scale_mul_mul_mul", "%1085 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1086 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1063_matmul", "%1087 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1088 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1096 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1105 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1109 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1111 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1113 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1116 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1117 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1119_matmul_add_add", "%1119 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k983_mul", "%1124 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k984_mul", "%1125 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1126 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1128 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k996_fused_scale_mul_sum_mul", "%1137 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1000_fused_add_mul_mul_id", "%1141 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1003_fused_scale_sum_neg", "%1145 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1051_fused_add_add_id", "%1147 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1148 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1150 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1012_matmul", "%1154 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1015_matmul_mul_gelu_grad", "%1157 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k1016_sum", "%1158 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1018_sum", "%1160 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1021_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1022_matmul", "%1164 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k983_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k984_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k996_fused_scale_mul_sum_mul", "%1183 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1000_fused_add_mul_mul_id", "%1187 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1003_fused_scale_sum_neg", "%1191 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1051_fused_add_add_id", "%1193 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k329_permute", "%1203 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k1063_matmul", "%1205 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1064_matmul_div", "%1206 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1069_fused_mul_sum_neg_mul", "%1211 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1085_fused_scale_mul_mul_mul", "%1227 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k362_matmul", "%1228 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1063_matmul", "%1229 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1230 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1232 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1234 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1238 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1240 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1244 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1247 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1248 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k363_permute", "%1251 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1253 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1255 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1057_matmul", "%1258 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1058_matmul", "%1259 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1119_matmul_add_add", "%1261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k983_mul", "%1266 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k984_mul", "%1267 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1268 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_sum", "%1270 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k996_fused_scale_mul_sum_mul", "%1279 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1000_fused_add_mul_mul_id", "%1283 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1003_fused_scale_sum_neg", "%1287 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1051_fused_add_add_id", "%1289 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k979_sum", "%1290 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1292_scatter_add", "%1292 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1293_sum", "%1293 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1296_matmul", "%1296 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1297_matmul_scale", "%1297 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1300 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1302_sum", "%1302 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1305_matmul", "%1305 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1306_matmul", "%1306 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1308_fused_add_id", "%1308 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1309_permute", "%1309 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1312_fused_mul_step", "%1312 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1318_mul", "%1318 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1319_mul", "%1319 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1320 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1322 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1323 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1333_fused_scale_mul_sum_mul", "%1333 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1337_fused_add_mul_mul_id", "%1337 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1340_fused_scale_sum_neg", "%1340 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1342_fused_add_id", "%1342 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1350_permute", "%1350 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1352_matmul", "%1352 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1353_matmul", "%1353 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1355_col2im", "%1355 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1312_fused_mul_step", "%1357 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1358 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1360 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1361 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1318_mul", "%1363 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1319_mul", "%1364 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1333_fused_scale_mul_sum_mul", "%1378 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1337_fused_add_mul_mul_id", "%1382 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1340_fused_scale_sum_neg", "%1385 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1342_fused_add_id", "%1387 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1389 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1391 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1392 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1350_permute", "%1395 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1352_matmul", "%1397 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1353_matmul", "%1398 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1355_col2im", "%1400 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1403_fused_mul_add_step", "%1403 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1404 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1406 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1407 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1318_mul", "%1409 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1319_mul", "%1410 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1411 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1413 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1414 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1333_fused_scale_mul_sum_mul", "%1424 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1337_fused_add_mul_mul_id", "%1428 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1340_fused_scale_sum_neg", "%1431 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1342_fused_add_id", "%1433 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1300_sum", "%1435 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1315_sum", "%1437 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1316_sum", "%1438 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1350_permute", "%1441 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1443_matmul", "%1443 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1444_matmul", "%1444 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1446_col2im", "%1446 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1448_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1454_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1455_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1469_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1473_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1476_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1478_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1480 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1482 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1483 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1486_permute", "%1486 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1488_matmul", "%1488 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1489_matmul", "%1489 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1491_col2im", "%1491 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1448_fused_mul_step", "%1493 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1494 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1496 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1497 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1454_mul", "%1499 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1455_mul", "%1500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1469_fused_scale_mul_sum_mul", "%1514 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1473_fused_add_mul_mul_id", "%1518 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1476_fused_scale_sum_neg", "%1521 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1478_fused_add_id", "%1523 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1525 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1527 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1528 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1486_permute", "%1531 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1488_matmul", "%1533 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1489_matmul", "%1534 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1491_col2im", "%1536 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1539_fused_mul_add_step", "%1539 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1540 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1542 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1543 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1454_mul", "%1545 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1455_mul", "%1546 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1547 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1549 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1550 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1469_fused_scale_mul_sum_mul", "%1560 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1473_fused_add_mul_mul_id", "%1564 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1476_fused_scale_sum_neg", "%1567 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1478_fused_add_id", "%1569 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1449_sum", "%1571 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1451_sum", "%1573 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1452_sum", "%1574 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1486_permute", "%1577 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1579_matmul", "%1579 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1580_matmul", "%1580 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1582_col2im", "%1582 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1584_fused_mul_step", "%1584 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1590_mul", "%1590 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1591_mul", "%1591 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1592 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1594 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1595 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1605_fused_scale_mul_sum_mul", "%1605 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1609_fused_add_mul_mul_id", "%1609 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1612_fused_scale_sum_neg", "%1612 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1614_fused_add_id", "%1614 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1616 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1618 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1619 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1622_permute", "%1622 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1624_matmul", "%1624 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1625_matmul", "%1625 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1627_col2im", "%1627 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1584_fused_mul_step", "%1629 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1630 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1632 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1633 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1590_mul", "%1635 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1591_mul", "%1636 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1605_fused_scale_mul_sum_mul", "%1650 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1609_fused_add_mul_mul_id", "%1654 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1612_fused_scale_sum_neg", "%1657 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1614_fused_add_id", "%1659 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1661 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1663 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1664 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1622_permute", "%1667 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1624_matmul", "%1669 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1625_matmul", "%1670 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1627_col2im", "%1672 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1675_fused_mul_add_step", "%1675 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1676 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1678 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1590_mul", "%1681 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1591_mul", "%1682 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1683 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1685 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1686 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1605_fused_scale_mul_sum_mul", "%1696 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1609_fused_add_mul_mul_id", "%1700 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1612_fused_scale_sum_neg", "%1703 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1614_fused_add_id", "%1705 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1585_sum", "%1707 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1587_sum", "%1709 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1588_sum", "%1710 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1622_permute", "%1713 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1624_matmul", "%1715 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1625_matmul", "%1716 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1718_col2im", "%1718 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1720_fused_mul_step", "%1720 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1721_sum", "%1721 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1723_sum", "%1723 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1724_sum", "%1724 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1726_mul", "%1726 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1727_mul", "%1727 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1721_sum", "%1728 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1723_sum", "%1730 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1724_sum", "%1731 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1741_fused_scale_mul_sum_mul", "%1741 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1745_fused_add_mul_mul_id", "%1745 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1748_fused_scale_sum_neg", "%1748 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1750_fused_add_id", "%1750 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1721_sum", "%1752 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1723_sum", "%1754 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1724_sum", "%1755 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1758_permute", "%1758 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1760_matmul", "%1760 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k288_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"convirt_image_k294_matmul_add", "%297 matmul+add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_image_k295_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k297_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_k301_matmul_add", "%304 matmul+add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%327 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%335 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%343 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%353 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%371 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%390 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%398 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%417 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%425 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k327_matmul_add", "%433 matmul+add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_k353_matmul_add_mul_scale", "%443 matmul+add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"convirt_k371_matmul_add_add", "%461 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k390_matmul_add", "%480 matmul+add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"convirt_k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k398_matmul_add_add", "%488 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"convirt_k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"convirt_k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_k507_matmul_add", "%507 matmul+add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_text_k206_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_text_k212_matmul_add", "%514 matmul+add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%526 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%570 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%602 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%622 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%623 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%624 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%733 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%736 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%739 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%740 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%625 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%626 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%628 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%630 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%633 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%634 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%635 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%638 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%641 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%644 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%645 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%646 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%650 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%653 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%654 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%657 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%659 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%750 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%752 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%753 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%755 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%757 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%759 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%763 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%769 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%771 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%776 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%782 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%786 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%788 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%789 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%790 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%791 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%793 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%794 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%796 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%798 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%801 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%802 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%805 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id", "%807 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%809 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%814 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%827 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%828 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%829 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%832 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%836 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%839 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%840 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%841 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%850 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%856 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%857 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%858 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%861 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%867 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%868 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%869 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%870 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%871 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%872 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%886 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%898 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%902 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%915 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%928 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%934 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%935 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%936 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%945 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%949 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%958 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%962 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k273_sum", "%963 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%965 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%968 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%969 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k281_pad", "%971 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"convirt_k682_sum", "%972 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%974 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%975 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_k687_pad", "%977 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k288_add", "%978 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%983 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%984 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%996 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1000 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1003 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k714_fused_add_id", "%1005 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1006 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1008 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%1012 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%1015 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%1016 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%1018 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%1021 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%1022 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1041 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1045 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1051 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%1061 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1063 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%1064 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%1069 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1085 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1086 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1087 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1088 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1096 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1105 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1109 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1111 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1113 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1116 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1117 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1119 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1124 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1125 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1126 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1128 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1137 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1141 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1145 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1147 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1148 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1150 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k721_matmul", "%1154 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k724_matmul_mul_gelu_grad", "%1157 matmul+mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"convirt_k725_sum", "%1158 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k727_sum", "%1160 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k730_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k731_matmul", "%1164 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1183 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1187 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1191 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1193 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k329_permute", "%1203 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1205 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_k773_matmul_div", "%1206 matmul+div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k778_fused_mul_sum_neg_mul", "%1211 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_k794_fused_scale_mul_mul_mul", "%1227 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k362_matmul", "%1228 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k772_matmul", "%1229 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1230 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1232 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1234 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1238 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1240 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1244 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1247 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1248 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_k363_permute", "%1251 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1253 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1255 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k766_matmul", "%1258 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k767_matmul", "%1259 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k828_matmul_add_add", "%1261 matmul+add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k692_mul", "%1266 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k693_mul", "%1267 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1268 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k690_sum", "%1270 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k705_fused_scale_mul_sum_mul", "%1279 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k709_fused_add_mul_mul_id", "%1283 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k712_fused_scale_sum_neg", "%1287 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k760_fused_add_add_id", "%1289 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"convirt_k688_sum", "%1290 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_k1001_scatter_add", "%1292 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k348_sum", "%1293 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k351_matmul", "%1296 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k352_matmul_scale", "%1297 matmul+scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1300 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k357_sum", "%1302 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k360_matmul", "%1305 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k361_matmul", "%1306 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k363_fused_add_id", "%1308 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k364_permute", "%1309 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1312 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1318 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1319 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1320 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1322 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1323 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1333 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1337 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1340 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1342 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1350 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1352 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1353 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1355 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%1357 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1358 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1360 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1361 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1363 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1364 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1378 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1382 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1385 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1387 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1389 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1391 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1392 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1395 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%1397 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%1398 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%1400 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%1403 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1404 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1406 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1407 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%1409 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%1410 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1411 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1413 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1414 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%1424 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%1428 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%1431 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%1433 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%1435 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%1437 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%1438 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%1441 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%1443 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%1444 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%1446 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1480 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1482 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1483 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1486 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1488 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1489 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1491 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%1493 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1494 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1496 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1497 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1499 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1514 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1518 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1521 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1523 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1525 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1527 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1528 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1531 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%1533 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%1534 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%1536 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%1539 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1540 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1542 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1543 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%1545 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%1546 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1547 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1549 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1550 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%1560 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%1564 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%1567 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%1569 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%1571 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%1573 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%1574 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%1577 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%1579 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%1580 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%1582 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1584 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1590 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1591 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1592 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1594 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1595 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1605 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1609 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1612 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1614 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1616 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1618 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1619 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1622 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1624 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1625 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1627 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1629 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1630 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1632 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1633 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1635 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1636 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1650 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1654 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1657 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1659 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1661 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1663 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1664 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1667 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1669 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1670 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1672 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%1675 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1676 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1678 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1681 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1682 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1683 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1685 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1686 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1696 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1700 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1703 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1705 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1707 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1709 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1710 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1713 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1715 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1716 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%1718 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%1720 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1721 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1723 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1724 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%1726 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%1727 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1728 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1730 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1731 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1741 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1745 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1748 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%1750 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1752 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1754 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1755 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%1758 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%1760 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm = {646, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -4501,658 +680,658 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1288240, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1288240 + 1794048*B, A + 1288240, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1288240, (real *)P + 0, A + 1288240 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1288240 + 131072*B, A + 1288240, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1288240, A + 1288240 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1288240 + 1310720*B, A + 1288240, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1288240 + 1179648*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425344*B, A + 1288240 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1288240 + 1441792*B, A + 1288240 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1288240, A + 1288240 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 384, A + 1288240, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 1867776*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425360*B, A + 1288240 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 1900544*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1288240 + 1933312*B, A + 1288240 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1288240 + 294912*B, A + 1288240 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 9696, A + 1288240 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 1966080*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425376*B, A + 1288240 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 1998848*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1288240 + 2031616*B, A + 1288240 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1572864*B, A + 1288240 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1288240 + 589824*B, A + 1288240 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 19008, A + 1288240 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 2064384*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425392*B, A + 1288240 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 2097152*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1288240 + 2129920*B, A + 1288240 + 1830912*B, A + 1288240 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1288240 + 1830912*B, (real *)P + 28320, A + 1288240 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2162688*B, A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425408*B, A + 1288240 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2179072*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1288240 + 2195456*B, A + 1288240 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1288240 + 884736*B, A + 1288240 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1288240 + 1847296*B, (real *)P + 46944, A + 1288240 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1847296*B, A + 1288240 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2211840*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425424*B, A + 1288240 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2228224*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1288240 + 2244608*B, A + 1288240 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1847296*B, A + 1288240 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1288240 + 1847296*B, (real *)P + 84000, A + 1288240 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2260992*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425440*B, A + 1288240 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2277376*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1288240 + 2293760*B, A + 1288240 + 1830912*B, A + 1288240 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1646592*B, A + 1288240 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 1654784*B, A + 1288240 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 1646592*B, A + 1288240 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 2318336*B, A + 1288240 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2310144*B, A + 1288240 + 1646592*B, A + 1288240 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425456*B, A + 1288240 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2318336*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1288240 + 1646592*B, A + 1288240 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1288240 + 1720320*B, (real *)P + 195168, A + 1288240 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2342912*B, A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425472*B, A + 1288240 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1288240 + 2359296*B, A + 1288240 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2367488*B, A + 1288240 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1288240 + 1720320*B, A + 1288240 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1288240 + 2367488*B, (real *)P + 343008, A + 1288240 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 2383872*B, A + 1288240 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, A + 1288240 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425488*B, A + 1288240 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), k297_matmul_add(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1288240 + 2400256*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2424832*B, A + 1288240 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), k304_matmul_add(A + 1288240 + 2424960*B, A + 1288240 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 112640*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 117760*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255232*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255392*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255712*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), k507_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), k514_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k526_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(183, 0, sizeof(real)*((double)B*T), k527_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k570_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k602_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251440*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(224, (double)39*T, sizeof(real)*((double)T + (double)39*T), k622_sum(A + 1288240 + 2425584*B + 30208*B*T + 249872*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), k623_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 249872*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k624_div(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245296*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(227, (double)16384, sizeof(real)*((double)128 + (double)16384), k733_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(228, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k736_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(229, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k739_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(230, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k740_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(231, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k625_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k626_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(233, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(234, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(235, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(236, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 245312*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(237, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(238, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(239, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(240, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(241, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(242, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(243, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(244, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 245344*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(245, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245344*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(246, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(247, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k659_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 1288240, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 1288240 + 1794048*B, A + 1288240, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 1288240, (real *)P + 0, A + 1288240 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 1288240 + 131072*B, A + 1288240, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 1288240, A + 1288240 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 1288240 + 1310720*B, A + 1288240, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 1288240 + 1179648*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425344*B, A + 1288240 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 1288240 + 1441792*B, A + 1288240 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 1288240, A + 1288240 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 384, A + 1288240, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 1867776*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425360*B, A + 1288240 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 1900544*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1288240 + 1933312*B, A + 1288240 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1288240 + 294912*B, A + 1288240 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 9696, A + 1288240 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 1966080*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425376*B, A + 1288240 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 1998848*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 1288240 + 2031616*B, A + 1288240 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1572864*B, A + 1288240 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 1288240 + 589824*B, A + 1288240 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 1288240 + 1572864*B, (real *)P + 19008, A + 1288240 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 1288240 + 2064384*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425392*B, A + 1288240 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 1288240 + 2097152*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 1288240 + 2129920*B, A + 1288240 + 1830912*B, A + 1288240 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 1288240 + 1830912*B, (real *)P + 28320, A + 1288240 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2162688*B, A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425408*B, A + 1288240 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2179072*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1288240 + 2195456*B, A + 1288240 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1288240 + 884736*B, A + 1288240 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1288240 + 1847296*B, (real *)P + 46944, A + 1288240 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1847296*B, A + 1288240 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2211840*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425424*B, A + 1288240 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2228224*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 1288240 + 2244608*B, A + 1288240 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1847296*B, A + 1288240 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 1288240 + 1847296*B, (real *)P + 84000, A + 1288240 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 1288240 + 2260992*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425440*B, A + 1288240 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 1288240 + 2277376*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 1288240 + 2293760*B, A + 1288240 + 1830912*B, A + 1288240 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 1288240 + 1646592*B, A + 1288240 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 1654784*B, A + 1288240 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 1646592*B, A + 1288240 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 2318336*B, A + 1288240 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2310144*B, A + 1288240 + 1646592*B, A + 1288240 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425456*B, A + 1288240 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2318336*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1288240 + 1646592*B, A + 1288240 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1288240 + 1720320*B, (real *)P + 195168, A + 1288240 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2342912*B, A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425472*B, A + 1288240 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 1288240 + 2359296*B, A + 1288240 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2367488*B, A + 1288240 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 1288240 + 1720320*B, A + 1288240 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 1288240 + 2367488*B, (real *)P + 343008, A + 1288240 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 1288240 + 2383872*B, A + 1288240 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, A + 1288240 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425488*B, A + 1288240 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k288_permute(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2105344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384 + (double)128), convirt_image_k294_matmul_add(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, (real *)P + 507232, B)); /* %297 matmul+add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_k295_sum(A + 1288240 + 2400256*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), convirt_image_k297_scale(A + 1288240 + 2424832*B, A + 1288240 + 2400256*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384 + (double)128), convirt_image_k301_matmul_add(A + 1288240 + 2424960*B, A + 1288240 + 2424832*B, (real *)P + 507360, (real *)P + 523744, B)); /* %304 matmul+add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), convirt_k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), convirt_k308_add(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 112640*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 117760*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 660320, (real *)P + 676704, T)); /* %327 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 676832, (real *)P + 693216, T)); /* %335 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(116, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, (real *)P + 693344, (real *)P + 709728, T)); /* %343 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(119, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), convirt_k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(120, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %353 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(121, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(122, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(123, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255232*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255392*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(128, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(129, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 709856, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, (real *)P + 726240, T)); /* %371 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(130, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, (real *)P + 726624, (real *)P + 792160, T)); /* %390 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(137, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 858208, T)); /* %398 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(138, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255600*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 255600*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(142, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(143, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 858592, (real *)P + 874976, T)); /* %417 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(144, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(145, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 875104, (real *)P + 891488, T)); /* %425 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(147, (double)1315840*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)128), convirt_k327_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 891616, (real *)P + 908000, T)); /* %433 matmul+add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(148, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(149, (double)428800*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)40*T + (double)40*T), convirt_k353_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %443 matmul+add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(150, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k354_max(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(151, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(152, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), convirt_k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(153, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), convirt_k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(154, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), convirt_k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255712*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(155, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), convirt_k361_div(A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(156, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(158, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)128), convirt_k371_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 908128, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, (real *)P + 924512, T)); /* %461 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(159, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(161, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(162, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(163, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(164, (double)5263360*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)512), convirt_k390_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 924896, (real *)P + 990432, T)); /* %480 matmul+add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(165, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), convirt_k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(166, (double)5253120*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536 + (double)5120*T + (double)128), convirt_k398_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 1056480, T)); /* %488 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(167, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(169, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(171, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), convirt_k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(172, 0, sizeof(real)*((double)128*T + (double)5120*T), convirt_k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(173, (double)32896*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128), convirt_k507_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, (real *)P + 1056864, (real *)P + 1073248, T)); /* %507 matmul+add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(174, 0, sizeof(real)*((double)4992*T + (double)5120*T), convirt_text_k206_slice(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(175, (double)1282944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384 + (double)128), convirt_text_k212_matmul_add(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 1073376, (real *)P + 1089760, T)); /* %514 matmul+add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(176, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(177, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(178, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(179, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(180, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(182, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, A + 1288240 + 2425088*B, B, T)); /* %526 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(183, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(184, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(185, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(186, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(187, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(188, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(189, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(190, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(191, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(192, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(193, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(194, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(195, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(196, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(197, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(198, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(199, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(200, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(201, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2334720*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2400256*B, B, T)); /* %570 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(209, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2334720*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(210, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(211, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(212, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(213, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(214, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(215, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(216, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(217, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %602 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(218, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(219, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 246784*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(220, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 246784*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(221, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251440*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(224, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 1288240 + 2425584*B + 30208*B*T + 249872*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 249872*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245296*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(227, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(228, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(229, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(230, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(231, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(232, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(233, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(234, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(235, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(236, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 1288240 + 2425584*B + 30208*B*T + 245312*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(237, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(238, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(239, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(240, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(241, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(242, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(243, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(244, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 245344*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(245, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245344*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(246, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(247, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(248, 0, sizeof(real)*((double)1), k750_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
-    CALL(249, (double)1, sizeof(real)*((double)1 + (double)1), k752_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(250, (double)B, sizeof(real)*((double)B + (double)1), k753_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(251, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k755_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(252, (double)B, sizeof(real)*((double)B + (double)B), k757_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(253, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k759_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(254, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), k769_neg(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k771_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(257, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(258, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k782_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(259, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k786_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(260, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k788_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(261, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k789_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(262, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k790_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k791_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(264, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(265, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k794_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(266, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k796_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(267, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(268, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k801_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(269, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k802_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(270, (double)16384, sizeof(real)*((double)16384 + (double)128), k805_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(271, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k807_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(272, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(273, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k814_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(274, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k827_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(275, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k828_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(276, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k829_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(277, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k831_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(278, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(279, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k831_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(280, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k840_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(284, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k850_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(285, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k854_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(286, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k856_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(287, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(288, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k858_matmul_div(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2334720*B, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(289, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k861_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(290, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k867_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(291, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2400256*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(292, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k869_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(294, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2400256*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(295, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k872_add(A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(296, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k882_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(297, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k886_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(298, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k898_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(299, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k902_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(300, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(301, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(302, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k934_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(303, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k935_matmul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(304, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k936_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(305, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k945_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(306, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k949_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(307, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k958_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(308, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k962_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(309, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k963_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(310, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(311, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(312, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(313, 0, sizeof(real)*((double)5120*T + (double)4992*T), k971_pad(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(314, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k972_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(315, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k974_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(316, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k975_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(317, 0, sizeof(real)*((double)5120*T + (double)128*T), k977_pad(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(318, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k978_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(321, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(322, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(323, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(324, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(325, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(326, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(327, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(328, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1005_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(331, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(332, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1015_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1015 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(333, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(334, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(335, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(336, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(339, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 51200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 51200*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(343, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(344, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(345, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(346, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(352, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 58880*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(353, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1064_matmul_div(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %1064 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(354, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 64000*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(355, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(356, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(357, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(358, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(365, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(366, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(367, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(368, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(369, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(370, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(371, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(372, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1119_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1119 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(385, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(386, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), k1015_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1157 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(387, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(388, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(389, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(390, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(393, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(394, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(397, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(398, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(399, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(400, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(403, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(404, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(405, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(407, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), k1064_matmul_div(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %1206 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(408, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(409, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(410, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(411, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(415, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(416, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(419, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(420, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(421, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(422, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(423, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(424, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(425, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(426, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), k1119_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(438, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1292_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(439, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1293_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(440, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1296_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(441, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1297_matmul_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1297 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(443, (double)8192, sizeof(real)*((double)128 + (double)8192), k1302_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(444, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1305_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(445, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1306_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(446, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1308_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(447, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1309_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(448, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(449, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(450, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(451, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(452, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(453, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(454, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(455, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(456, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(457, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(458, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(459, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(466, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(467, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(469, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(484, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(485, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(486, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(487, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(488, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1403_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(495, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(496, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(497, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(498, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(499, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(500, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(502, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(503, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(504, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(505, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1443_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(506, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1444_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(507, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1446_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(508, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(516, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(517, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(518, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(527, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(528, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(529, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(530, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(531, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(532, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(533, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(534, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(535, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(536, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(537, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(544, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(545, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(546, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(547, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(548, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1539_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(549, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(558, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(562, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(563, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(564, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(565, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1579_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(566, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1580_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(567, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1582_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(568, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(569, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(570, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(571, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(572, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(573, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(574, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(575, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(576, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(577, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(578, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(579, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(580, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(584, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(585, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(586, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(587, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(588, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(589, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(598, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(599, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(600, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(605, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(606, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(607, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(608, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1675_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(609, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(610, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(611, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(612, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(613, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(614, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(615, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(616, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(617, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(618, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(619, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(620, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(621, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(622, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(623, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(624, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(625, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(626, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(627, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1718_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(628, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1720_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(629, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(630, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(631, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(632, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1726_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(633, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1727_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(634, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(635, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(636, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(637, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1741_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(638, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1745_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(639, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1748_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(640, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1750_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(641, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(642, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(643, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(644, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1758_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(645, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1760_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(248, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
+    CALL(249, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(250, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(251, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(252, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(253, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(254, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(257, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 245328*T, A + 1288240 + 2425584*B + 30208*B*T + 245312*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(258, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245296*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(259, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(260, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(261, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(262, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(263, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(264, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(265, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(266, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(267, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(268, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(269, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(270, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(271, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(272, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251440*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(273, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 248320*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(274, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 249856*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246784*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(275, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(276, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 251392*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(277, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(278, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(279, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(280, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(284, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(285, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(286, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(287, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(288, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2334720*B, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(289, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(290, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(291, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2400256*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(292, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(293, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(294, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 1288240 + 2400256*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(295, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(296, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(297, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(298, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(299, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 250240*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 245248*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(300, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(301, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(302, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(303, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(304, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 225152*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(305, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(306, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(307, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(308, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(309, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), convirt_text_vjp_k273_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(310, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(311, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235264*T, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(312, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 230272*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(313, 0, sizeof(real)*((double)5120*T + (double)4992*T), convirt_text_vjp_k281_pad(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 235264*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(314, (double)128*T, sizeof(real)*((double)128 + (double)128*T), convirt_k682_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(315, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(316, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 240256*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(317, 0, sizeof(real)*((double)5120*T + (double)128*T), convirt_k687_pad(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(318, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_text_vjp_k288_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(321, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(322, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(323, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(324, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(325, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(326, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(327, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(328, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), convirt_k714_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(331, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(332, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 990944, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1015 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(333, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(335, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(336, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(337, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(338, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(339, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 51200*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 51200*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(343, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(344, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(345, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255872*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(346, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255872*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(352, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 58880*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(353, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 255712*T, T)); /* %1064 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(354, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 64000*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 101120*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(355, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 64000*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(356, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(357, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(358, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 58880*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(359, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(360, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(361, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(362, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(364, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(365, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(366, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(367, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(368, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(369, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(370, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(371, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(372, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, (real *)P + 891616, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1119 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(373, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(375, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(377, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(378, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(379, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(380, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(381, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(382, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(385, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), convirt_k721_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(386, (double)5283840*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536 + (double)20480*T), convirt_k724_matmul_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, (real *)P + 792672, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1157 matmul+mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(387, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), convirt_k725_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(388, (double)20480, sizeof(real)*((double)512 + (double)20480), convirt_k727_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(389, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), convirt_k730_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(390, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), convirt_k731_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(391, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(392, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(393, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(394, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(397, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(398, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(399, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255552*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(400, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 255552*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(401, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 94720*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(407, (double)416000*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T + (double)160*T), convirt_k773_matmul_div(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 255392*T, T)); /* %1206 matmul+div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(408, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), convirt_k778_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 88320*T, A + 1288240 + 2425584*B + 30208*B*T + 255232*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(409, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), convirt_k794_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(410, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(411, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), convirt_k772_matmul(A + 1288240 + 2425584*B + 30208*B*T + 99840*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 122880*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 94720*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(415, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(416, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 99840*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(419, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(420, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(421, 0, sizeof(real)*((double)5120*T + (double)5120*T), convirt_k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(422, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(423, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(424, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), convirt_k766_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(425, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), convirt_k767_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 117760*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(426, (double)1320960*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384 + (double)5120*T + (double)5120*T), convirt_k828_matmul_add_add(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (real *)P + 693344, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1261 matmul+add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), convirt_k692_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), convirt_k693_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 112640*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(431, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(432, (double)5120, sizeof(real)*((double)128 + (double)5120), convirt_k690_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(433, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k705_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(434, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), convirt_k709_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 107520*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(435, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), convirt_k712_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(436, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), convirt_k760_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), convirt_k688_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(438, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), convirt_k1001_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(439, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k348_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(440, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), convirt_image_vjp_k351_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(441, (double)32896*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), convirt_image_vjp_k352_matmul_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1297 matmul+scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(442, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(443, (double)8192, sizeof(real)*((double)128 + (double)8192), convirt_image_vjp_k357_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(444, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), convirt_image_vjp_k360_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(445, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), convirt_image_vjp_k361_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(446, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), convirt_image_vjp_k363_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(447, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k364_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(448, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(449, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(454, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(455, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(456, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(457, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(469, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(482, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(483, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(484, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(485, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(486, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(487, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(488, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(505, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(506, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(507, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(508, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(516, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(517, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(518, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(519, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(520, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(521, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(523, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(524, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(525, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(526, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(527, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(528, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(529, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(538, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(539, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(540, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(541, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(544, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(545, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(546, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(547, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(548, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(555, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(557, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(558, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(562, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(563, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(564, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(565, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(566, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(567, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(568, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(569, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(570, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(571, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(572, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(573, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(574, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(575, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(576, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(577, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(578, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(579, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(580, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(581, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(582, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(583, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(584, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(585, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(586, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(587, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(588, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(589, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(591, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(598, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(599, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(600, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(601, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(602, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(603, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(605, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(606, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(607, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(608, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(611, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(612, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(613, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(614, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(615, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(616, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(618, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(619, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(620, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(621, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(622, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(623, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(624, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(625, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(626, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(627, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(628, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(629, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(638, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(639, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(640, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(641, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(643, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(644, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(645, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1280000, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1288192, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -11,1411 +11,144 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k7_fused_sum_square:
- *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k9_fused_rsqrt_clampmin:
- *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k12_fused_sum_square:
- *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k14_fused_rsqrt_clampmin:
- *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k18_eye:
- *   %18 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k18_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k19_max:
- *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %121 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k19_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k22_fused_exp_sub:
- *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %124 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k23_sum:
- *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %125 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k24_clampmin:
- *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %126 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %129 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k30_max:
- *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %132 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k33_fused_exp_sub:
- *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %135 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k34_sum:
- *   %34 reduce [1,B]   graphs/lib/losses.lua:11
- *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %136 reduce [1,B]   graphs/lib/losses.lua:11
- *   %141 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k35_clampmin:
- *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %137 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k42_fused_mul_sub_add_log:
- *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %144 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k43_sum:
- *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %145 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k43_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k46_fused_scale_add_sum_sub:
- *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %148 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k49_fused_sum_square:
- *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k51_fused_rsqrt_clampmin:
- *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k56_fused_sum_square:
- *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k58_fused_rsqrt_clampmin:
- *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k61_matmul_scale:
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k62_max:
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k62_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k65_fused_exp_sub:
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k68_matmul:
- *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %305 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k70_fused_sum_square:
- *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k72_fused_rsqrt_clampmin:
- *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k74_mul:
- *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k81_matmul:
- *   %81 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %84 matmul [39*T,128]   graphs/lib/srm.lua:11 */
-static void k81_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k92_fused_scale_addc_neg:
- *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
- *     + %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k93_matmul_add_mul_scale:
- *   %93 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *     + %86 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
- *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k93_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*1521 + r*39;
-            #pragma omp simd
-            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k94_max:
- *   %94 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k94_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k97_fused_exp_sub:
- *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k98_mul:
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-static void k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k99_sum:
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k99_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k100_clampmin:
- *   %100 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k100_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k101_div:
- *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k101_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k113_sum:
- *   %113 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k113_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(39*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k114_clampmin:
- *   %114 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k114_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1 ? in0[i0] : (real)1;
-}
-
-/* k115_div:
- *   %115 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
-static void k115_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k170_sum:
- *   %170 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k170_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(16384) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k173_matmul:
- *   %173 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k173_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k176_fused_sum_mul:
- *   %176 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *     + %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k176_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
-}
-
-/* k177_matmul:
- *   %177 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k116_fused_mul_add_sum:
- *   %116 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
- *     + %178 map:add [T,B,39,1]  graphs/lib/model.lua:33
- *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-static void k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
-}
-
-/* k117_sum:
- *   %117 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
-static void k117_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k119_scale:
- *   %119 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k119_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k150_add:
- *   %150 map:add []   graphs/lib/model.lua:136 */
-static void k150_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k187_fill:
- *   %187 fill [] (backward)  graphs/lib/model.lua:137 */
-static void k187_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k189_scale:
- *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k189_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k190_id:
- *   %190 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k190_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k192_fused_mul_id:
- *   %192 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %191 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k192_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k194_neg:
- *   %194 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k194_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k196_fused_mul_id:
- *   %196 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %195 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k196_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k200_fused_mul_div_step:
- *   %200 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %198 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %199 map:step [1,B]  graphs/lib/losses.lua:11
- *   %352 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k200_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k206_neg:
- *   %206 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k206_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k208_fused_mul_id:
- *   %208 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %207 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k208_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k213_fused_mul_div_step:
- *   %213 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %211 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %212 map:step [T,1]  graphs/lib/losses.lua:10
- *   %365 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k213_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k219_fused_scale_add_add_add:
- *   %219 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *     + %218 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %210 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %205 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %202 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %201 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %215 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %214 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k219_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k223_fused_mul_id:
- *   %223 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
- *     + %221 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
-static void k223_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = ((in0[i0*B + i1])) * (in1[i0*39 + i2]);
-}
-
-/* k225_matmul:
- *   %225 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
-    }
-}
-
-/* k226_matmul:
- *   %226 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33 */
-static void k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k227_sum:
- *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (1521 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*1521;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
-        }
-}
-
-/* k228_id:
- *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k228_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k230_mul:
- *   %230 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k230_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k231_sum:
- *   %231 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k231_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*4992*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
-        }
-}
-
-/* k233_sum:
- *   %233 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k233_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k235_sum:
- *   %235 reduce [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k235_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k238_matmul:
- *   %238 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k239_matmul:
- *   %239 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k239_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k242_id:
- *   %242 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k242_id(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k244_fused_add_mul_id:
- *   %244 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *     + %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33
- *     + %243 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k244_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + ((in2[i0]));
-}
-
-/* k251_fused_mul_sum_neg_mul:
- *   %251 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *     + %249 reduce [T,39,1]  graphs/lib/srm.lua:12
- *     + %248 map:neg [T,39,39]  graphs/lib/srm.lua:12
- *     + %247 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %250 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-static void k251_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
-}
-
-/* k264_fused_scale_mul_mul_mul:
- *   %264 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
- *     + %261 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %257 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %254 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %253 map:add [T,39,39]  graphs/lib/srm.lua:12
- *     + %252 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-static void k264_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k265_matmul:
- *   %265 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k265_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k266_matmul:
- *   %266 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k266_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k268_matmul:
- *   %268 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %272 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k268_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k269_matmul:
- *   %269 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %273 matmul [128,128] (backward)  graphs/lib/srm.lua:11 */
-static void k269_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k277_mul:
- *   %277 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k277_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k278_sum:
- *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k278_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k287_fused_mul_mul_sum_mul:
- *   %287 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %285 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %281 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %280 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %284 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k287_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k291_fused_add_mul_mul_id:
- *   %291 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %279 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k291_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k293_matmul:
- *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k293_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k294_sum:
- *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k294_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k295_matmul_div:
- *   %295 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k295_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k298_fused_sum_neg_mul:
- *   %298 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %297 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %296 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k298_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k304_fused_scale_mul_add_id:
- *   %304 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %301 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %300 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %299 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k304_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k306_matmul:
- *   %306 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k306_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k309_add:
- *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k309_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k319_fused_mul_mul_sum_mul:
- *   %319 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %317 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %312 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %311 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %316 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %315 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %314 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %318 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k319_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k323_fused_add_add_mul_mul:
- *   %323 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %313 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %310 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %322 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %320 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %321 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k323_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k335_fused_mul_mul_sum_mul:
- *   %335 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %333 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %328 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %327 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %332 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %331 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %330 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %334 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k335_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k339_fused_add_add_add_mul:
- *   %339 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %329 map:add [T,39,128]  graphs/lib/matching.lua:7
- *     + %275 map:add [T,39,128]  graphs/lib/srm.lua:11
- *     + %326 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %338 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %336 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %337 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k339_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
-}
-
-/* k371_fused_scale_add_add_add:
- *   %371 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %370 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %362 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %357 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %354 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %353 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %367 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %366 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k371_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k372_matmul:
- *   %372 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k372_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k373_matmul:
- *   %373 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k373_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k382_fused_mul_mul_sum_mul:
- *   %382 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %380 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %376 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %375 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %379 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %378 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %377 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %381 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k382_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k386_fused_add_mul_mul_id:
- *   %386 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %374 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %385 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %383 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %384 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k386_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k395_fused_mul_mul_sum_mul:
- *   %395 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %393 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %389 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %388 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %392 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %391 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %390 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %394 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k395_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k399_fused_add_mul_mul_id:
- *   %399 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %387 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %398 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %396 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %397 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k399_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[133] = {
-    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k113_sum", "%113 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k114_clampmin", "%114 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k176_fused_sum_mul", "%176 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k116_fused_mul_add_sum", "%116 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k117_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k119_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%124 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%135 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k150_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"k187_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k189_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k190_id", "%190 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k192_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k194_neg", "%194 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k196_fused_mul_id", "%196 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k200_fused_mul_div_step", "%200 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k206_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k208_fused_mul_id", "%208 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k213_fused_mul_div_step", "%213 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k219_fused_scale_add_add_add", "%219 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k223_fused_mul_id", "%223 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"k225_matmul", "%225 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k227_sum", "%227 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k228_id", "%228 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k230_mul", "%230 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k235_sum", "%235 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k244_fused_add_mul_id", "%244 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k101_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k251_fused_mul_sum_neg_mul", "%251 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k264_fused_scale_mul_mul_mul", "%264 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k269_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k269_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k230_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k277_mul", "%277 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k278_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k287_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k291_fused_add_mul_mul_id", "%291 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k293_matmul", "%293 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k294_sum", "%294 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k295_matmul_div", "%295 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k298_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k304_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k68_matmul", "%305 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k306_matmul", "%306 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k278_sum", "%307 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k294_sum", "%308 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k309_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k319_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k323_fused_add_add_mul_mul", "%323 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k335_fused_mul_mul_sum_mul", "%335 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k339_fused_add_add_add_mul", "%339 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k200_fused_mul_div_step", "%352 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k213_fused_mul_div_step", "%365 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k371_fused_scale_add_add_add", "%371 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k372_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k373_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k382_fused_mul_mul_sum_mul", "%382 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k386_fused_add_mul_mul_id", "%386 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k395_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k399_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%93 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%113 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%114 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%176 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%116 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%124 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%135 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%190 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%194 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%196 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%200 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%208 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%213 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%219 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k223_fused_mul_id", "%223 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k225_matmul", "%225 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k227_sum", "%227 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%228 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%230 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k275_sum", "%235 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k244_fused_add_mul_id", "%244 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul", "%251 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul", "%264 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_text_vjp_k279_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%277 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%291 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%293 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%294 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%295 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%305 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%306 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%307 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%308 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%323 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%335 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k339_fused_add_add_add_mul", "%339 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%352 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%365 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%371 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%382 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%386 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k118_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {133, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -1434,145 +167,145 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25184*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 24912*B + 30208*B*T + 24960*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 65552 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 24576*B, (real *)inputs[2], A + 65552 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, A + 65552 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 24912*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30144*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 25216*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24704*B, A + 65552 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B, A + 65552 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24864*B, A + 65552 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24720*B, A + 65552 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 25104*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 24912*B + 30208*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16512, A + 0, A + 65552 + 24880*B, A + 65552 + 24704*B, A + 65552 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25088*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 24912*B + 30208*B*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T, A + 65552, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 24912*B + 29952*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 65552 + 24912*B + 30000*B*T, A + 65552 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k93_matmul_add_mul_scale(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 24912*B + 30208*B*T + 21168*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(48, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 24912*B + 30208*B*T + 19600*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 19600*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(50, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 15024*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(51, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(52, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(53, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k176_fused_sum_mul(A + 65552 + 24912*B + 16512*B*T, A + 65552 + 24912*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(54, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(55, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k116_fused_mul_add_sum(A + 65552 + 24912*B + 15024*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 15024*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(57, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(58, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(59, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30112*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, B, T)); /* %124 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(60, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 15040*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(61, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(62, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(63, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24768*B, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(64, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24768*B, B, T)); /* %135 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(65, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24784*B, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(66, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(67, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24816*B, A + 65552 + 24912*B + 30128*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(68, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 15072*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(69, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16528, A + 65552 + 24912*B + 30208*B*T + 15072*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(70, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65552 + 24800*B, A + 65552 + 24768*B, A + 65552 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(71, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k150_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25184*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 65552 + 24912*B + 30208*B*T + 24960*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 65552 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 65552 + 24576*B, (real *)inputs[2], A + 65552 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, A + 65552 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 65552 + 24912*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 65552 + 24912*B + 30144*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 65552 + 24912*B + 30208*B*T + 25216*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 65552 + 24704*B, A + 65552 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B, A + 65552 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 65552 + 24864*B, A + 65552 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 65552 + 24720*B, A + 65552 + 24912*B + 16*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 25104*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 65552 + 24912*B + 30208*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16512, A + 0, A + 65552 + 24880*B, A + 65552 + 24704*B, A + 65552 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25088*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 65552 + 24912*B + 30208*B*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T, A + 65552, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 65552 + 24912*B + 29952*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 65552 + 24912*B + 30000*B*T, A + 65552 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(39, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(40, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(41, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %93 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(42, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(43, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k97_fused_exp_sub(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k98_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k99_sum(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), reclf_noirm_features_loss_k100_clampmin(A + 65552 + 24912*B + 30208*B*T + 21168*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 65552 + 24912*B + 30208*B*T + 19600*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(49, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 19600*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(50, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 15024*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(51, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(52, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(53, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 65552 + 24912*B + 16512*B*T, A + 65552 + 24912*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(54, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(55, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 65552 + 24912*B + 15024*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(56, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 15024*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(57, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(58, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(59, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 65552 + 24912*B + 30112*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, B, T)); /* %124 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(60, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 65552 + 24912*B + 30208*B*T + 15040*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(61, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(62, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(63, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 65552 + 24768*B, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(64, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24768*B, B, T)); /* %135 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(65, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 65552 + 24784*B, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(66, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 65552 + 24816*B, A + 65552 + 24912*B + 30128*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(68, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 15072*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(69, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 16528, A + 65552 + 24912*B + 30208*B*T + 15072*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(70, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65552 + 24800*B, A + 65552 + 24768*B, A + 65552 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(71, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(72, 0, sizeof(real)*((double)1), k187_fill(A + 16512)); /* %187 fill []  graphs/lib/model.lua:137 */
-    CALL(73, (double)1, sizeof(real)*((double)1 + (double)1), k189_scale(A + 16528, A + 16512, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(74, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 24896*B, A + 16528, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(75, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k192_fused_mul_id(A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 16528, A + 65552 + 24912*B + 30208*B*T + 19584*T, T)); /* %192 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(76, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 24768*B, A + 65552 + 24896*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(77, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k196_fused_mul_id(A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %196 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(78, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24768*B, A + 65552 + 24896*B, A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %200 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(79, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(80, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k208_fused_mul_id(A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %208 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(81, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(82, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k219_fused_scale_add_add_add(A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(83, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k223_fused_mul_id(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(84, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(85, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(86, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(87, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(88, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(90, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(91, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(92, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(93, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(94, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(95, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k244_fused_add_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, A + 32768, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %244 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(96, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(97, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k251_fused_mul_sum_neg_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(98, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k264_fused_scale_mul_mul_mul(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(99, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(100, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(101, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(102, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(103, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(104, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(105, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(106, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(107, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(108, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k287_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(109, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k291_fused_add_mul_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B, B, T)); /* %291 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(110, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(111, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 24912*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(112, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k295_matmul_div(A + 65552 + 24912*B, A + 65552 + 24912*B + 9984*B*T, (real *)inputs[3], A + 65552 + 24912*B + 29952*B*T, B, T)); /* %295 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(113, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k298_fused_sum_neg_mul(A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(114, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k304_fused_scale_mul_add_id(A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(115, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B + 8192*B*T, A + 65552 + 24912*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(116, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(118, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 24912*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(119, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k309_add(A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(120, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k319_fused_mul_mul_sum_mul(A + 65552 + 24768*B, A + 65552, (real *)inputs[3], A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(121, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k323_fused_add_add_mul_mul(A + 65552 + 16384*B, A + 65552 + 8192*B, A + 65552, A + 65552 + 24704*B, A + 65552 + 24768*B, (real *)inputs[3], B)); /* %323 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(122, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k335_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %335 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(123, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k339_fused_add_add_add_mul(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[1], T)); /* %339 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(124, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24704*B, A + 65552 + 24896*B, A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %352 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(125, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(126, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k371_fused_scale_add_add_add(A + 65552 + 24912*B, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24704*B, A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(127, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B, A + 65552 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(128, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(129, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k382_fused_mul_mul_sum_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[2], A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(130, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k386_fused_add_mul_mul_id(A + 65552 + 128*B, A + 65552, A + 65552 + 24848*B, A + 65552 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(131, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k395_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 5248*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %395 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(132, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k399_fused_add_mul_mul_id(A + 65552 + 24912*B + 30208*B*T + 5120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 5248*T, (real *)inputs[0], T)); /* %399 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(72, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 16512)); /* %187 fill []  graphs/lib/model.lua:137 */
+    CALL(73, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16528, A + 16512, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(74, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 65552 + 24896*B, A + 16528, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(75, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 16528, A + 65552 + 24912*B + 30208*B*T + 19584*T, T)); /* %192 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(76, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 65552 + 24768*B, A + 65552 + 24896*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(77, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %196 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(78, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 65552 + 24768*B, A + 65552 + 24896*B, A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %200 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(79, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(80, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %208 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(81, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 15056*T, A + 65552 + 24912*B + 30208*B*T + 15040*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(82, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 15024*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(83, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), reclf_noirm_features_loss_k223_fused_mul_id(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(84, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), reclf_noirm_features_loss_k225_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(85, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k226_matmul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(86, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), reclf_noirm_features_loss_k227_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(87, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(88, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), reclf_noirm_features_loss_k231_sum(A + 65552 + 8192*B, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(90, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), reclf_noirm_features_loss_k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(91, (double)4992, sizeof(real)*((double)128 + (double)4992), convirt_text_vjp_k275_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(92, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(93, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), reclf_noirm_features_loss_k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(94, (double)16384, sizeof(real)*((double)16384 + (double)128), reclf_noirm_features_loss_k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(95, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), reclf_noirm_features_loss_k244_fused_add_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, A + 32768, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %244 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(96, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(97, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(98, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(99, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k265_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(100, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), reclf_noirm_features_loss_k266_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(101, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(102, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 32768, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(103, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), reclf_noirm_features_loss_k268_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(104, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), convirt_text_vjp_k279_matmul(A + 49152, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(105, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(106, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(107, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(108, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(109, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B, B, T)); /* %291 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(110, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(111, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 65552 + 8192*B, A + 65552 + 24912*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(112, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 65552 + 24912*B, A + 65552 + 24912*B + 9984*B*T, (real *)inputs[3], A + 65552 + 24912*B + 29952*B*T, B, T)); /* %295 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(113, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(114, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(115, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 65552 + 24912*B + 8192*B*T, A + 65552 + 24912*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(116, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(117, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(118, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 65552, A + 65552 + 24912*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(119, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(120, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 65552 + 24768*B, A + 65552, (real *)inputs[3], A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(121, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 65552 + 16384*B, A + 65552 + 8192*B, A + 65552, A + 65552 + 24704*B, A + 65552 + 24768*B, (real *)inputs[3], B)); /* %323 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(122, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %335 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(123, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), reclf_noirm_features_loss_k339_fused_add_add_add_mul(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[1], T)); /* %339 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(124, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 65552 + 24704*B, A + 65552 + 24896*B, A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %352 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(125, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 65552 + 24912*B, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24704*B, A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(127, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B, A + 65552 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(128, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 65552, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(129, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[2], A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(130, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 65552 + 128*B, A + 65552, A + 65552 + 24848*B, A + 65552 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(131, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 5248*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %395 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(132, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), convirt_features_loss_k118_fused_add_mul_mul_id(A + 65552 + 24912*B + 30208*B*T + 5120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 5248*T, (real *)inputs[0], T)); /* %399 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 49152, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wk */
     memcpy(grads + 32768, A + 0, sizeof(real)*16384); /* d loss / d srm.Wv */

@@ -11,439 +11,46 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k9_fused_rsqrt_clampmin_sum_square:
- *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
- *     + %7 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k14_fused_rsqrt_clampmin_sum_square:
- *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
- *     + %12 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k21_fused_rsqrt_clampmin_sum_square:
- *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
- *     + %19 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k22_mul:
- *   %22 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k22_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k28_fused_rsqrt_clampmin_sum_square:
- *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k29_mul:
- *   %29 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k31_matmul_scale:
- *   %31 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k31_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k32_max:
- *   %32 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k32_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k35_fused_exp_sub:
- *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k36_sum:
- *   %36 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k36_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k37_div:
- *   %37 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k37_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k38_matmul:
- *   %38 matmul [T,B,39,128]   graphs/lib/matching.lua:11 */
-static void k38_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k42_fused_rsqrt_clampmin_sum_square:
- *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
-}
-
-/* k44_fused_mul_mul:
- *   %44 fused:mul_mul [T,B,39,128]   graphs/lib/matching.lua:12
- *     + %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k44_fused_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                for (long i3 = 0; i3 < 128; i3++)
-                    out[i0*4992*B + i1*4992 + i2*128 + i3] = (in0[i0*4992 + i2*128 + i3]) * ((in1[i0*4992*B + i1*4992 + i2*128 + i3]) * (in2[i0*39*B + i1*39 + i2]));
-}
-
-/* k51_matmul:
- *   %51 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %54 matmul [39*T,128]   graphs/lib/srm.lua:11 */
-static void k51_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k62_fused_scale_addc_neg:
- *   %62 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
- *     + %61 map:addc [T,1,39]  graphs/lib/srm.lua:12
- *     + %60 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-static void k62_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k63_matmul_add_mul_scale:
- *   %63 matmul+add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
- *     + %56 matmul [T,39,39]  graphs/lib/srm.lua:11 (the product; the rest is its epilogue)
- *     + %59 map:mul [T,39,39]  graphs/lib/srm.lua:12
- *     + %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-static void k63_matmul_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    const long nb = T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0, lb3 = 0;
-        { long i1 = r % T; r /= T; ao += i1*4992; bo += i1*4992; lb2 += i1*39; lb3 += i1*39; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
-        /* epilogue (add_mul_scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*1521 + r*39;
-            #pragma omp simd
-            for (long c = 0; c < 39; c++) o[c] = (((o[c]) * (real)0.088388347648318433) * (in2[lb2 + c])) + (in3[lb3 + c]);
-        }
-    }
-}
-
-/* k64_max:
- *   %64 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k64_max(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k68_fused_mul_exp_sub:
- *   %68 fused:mul_exp_sub [T,39,39]   graphs/lib/srm.lua:12
- *     + %67 map:exp [T,39,39]  graphs/lib/srm.lua:12
- *     + %66 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-static void k68_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = (exp_real(((in0[i0*1521 + i1*39 + i2]) - (in1[i0*39 + i1])))) * (in2[i0*39 + i2]);
-}
-
-/* k70_fused_clampmin_sum:
- *   %70 fused:clampmin_sum [T,39,1]   graphs/lib/srm.lua:12
- *     + %69 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-static void k70_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += in0[i0*39 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
-}
-
-/* k71_div:
- *   %71 map:div [T,39,39]   graphs/lib/srm.lua:12 */
-static void k71_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k83_sum:
- *   %83 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k83_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(39*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k84_clampmin:
- *   %84 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k84_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1 ? in0[i0] : (real)1;
-}
-
-/* k85_div:
- *   %85 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
-static void k85_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k101_sum:
- *   %101 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k101_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(16384) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k104_matmul:
- *   %104 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k104_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k107_fused_sum_mul:
- *   %107 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
- *     + %106 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k107_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
-}
-
-/* k108_matmul:
- *   %108 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k108_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
-    }
-}
-
-/* k86_fused_mul_add_sum:
- *   %86 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
- *     + %109 map:add [T,B,39,1]  graphs/lib/model.lua:33
- *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-static void k86_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
-}
-
-/* k87_sum:
- *   %87 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
-static void k87_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k89_scale:
- *   %89 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k89_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[35] = {
-    {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k31_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k51_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k51_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k62_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k63_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k64_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k71_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k83_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k84_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k85_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k101_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k104_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k107_fused_sum_mul", "%107 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k108_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k86_fused_mul_add_sum", "%86 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k87_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k89_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_score_k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_score_k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"gloria_score_k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_score_k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%31 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_score_k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k278_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k93_matmul_add_mul_scale", "%63 matmul+add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k94_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_score_k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k101_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_text_vjp_k221_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k114_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k115_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k170_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k173_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k176_fused_sum_mul", "%107 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k177_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k116_fused_mul_add_sum", "%86 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_noirm_score = {35, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -462,41 +69,41 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k31_matmul_scale(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(17, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(18, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 11520*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(20, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k63_matmul_add_mul_scale(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 11520*T, T)); /* %63 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(21, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(23, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(24, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(25, (double)39*T, sizeof(real)*((double)T + (double)39*T), k83_sum(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(26, (double)T, sizeof(real)*((double)T + (double)T), k84_clampmin(A + 256 + 8256*B + 12544*B*T + 48*T, A + 256 + 8256*B + 12544*B*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(27, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k85_div(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 48*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(28, (double)16384, sizeof(real)*((double)128 + (double)16384), k101_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(29, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k104_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(30, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k107_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %107 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(31, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k108_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(32, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k86_fused_mul_add_sum(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %86 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(33, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k87_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(34, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_scale(A + 256 + 8256*B + 12496*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %89 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), convirt_score_k9_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), convirt_score_k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_score_k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(6, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_score_k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(8, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %31 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(10, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(15, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_score_k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(16, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_score_k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(17, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(18, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), convirt_text_vjp_k278_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(19, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 11520*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(20, (double)393939*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), reclf_noirm_features_loss_k93_matmul_add_mul_scale(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 11520*T, T)); /* %63 matmul+add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(21, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_features_loss_k94_max(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(22, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), reclf_noirm_score_k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(23, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), reclf_noirm_score_k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(24, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), reclf_noirm_features_loss_k101_div(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(25, (double)39*T, sizeof(real)*((double)T + (double)39*T), convirt_text_vjp_k221_sum(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(26, (double)T, sizeof(real)*((double)T + (double)T), reclf_noirm_features_loss_k114_clampmin(A + 256 + 8256*B + 12544*B*T + 48*T, A + 256 + 8256*B + 12544*B*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(27, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), reclf_noirm_features_loss_k115_div(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 48*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(28, (double)16384, sizeof(real)*((double)128 + (double)16384), reclf_noirm_features_loss_k170_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(29, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), reclf_noirm_features_loss_k173_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(30, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), reclf_noirm_features_loss_k176_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %107 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(31, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), reclf_noirm_features_loss_k177_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(32, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), reclf_noirm_features_loss_k116_fused_mul_add_sum(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %86 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(33, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(34, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 256 + 8256*B + 12496*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %89 map:scale [T,B]  graphs/lib/model.lua:43 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

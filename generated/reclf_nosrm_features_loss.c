@@ -11,1203 +11,131 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k7_fused_sum_square:
- *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
- *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k9_fused_rsqrt_clampmin:
- *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
- *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
-static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k12_fused_sum_square:
- *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
- *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k14_fused_rsqrt_clampmin:
- *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
- *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
-static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k17_matmul_scale:
- *   %17 matmul+scale [T,B]   graphs/lib/losses.lua:21
- *     + %16 matmul [T,B]  graphs/lib/losses.lua:21 (the product; the rest is its epilogue) */
-static void k17_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    long panel = 131072 / (B); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, B, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*B, B);
-        /* epilogue (scale), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(B) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*B;
-            #pragma omp simd
-            for (long c = 0; c < B; c++) o[c] = (o[c]) * (real)14.285714285714285;
-        }
-    }
-}
-
-/* k18_eye:
- *   %18 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k18_eye(real *restrict out, long B, long T) {
-    for (long r = 0; r < T; r++)
-        for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
-}
-
-/* k19_max:
- *   %19 reduce [T,1]   graphs/lib/losses.lua:10
- *   %106 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k19_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k22_fused_exp_sub:
- *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
- *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
- *   %109 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
-static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i0])));
-}
-
-/* k23_sum:
- *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %110 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(B*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k24_clampmin:
- *   %24 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %111 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %114 map:mul [T,B]   graphs/lib/losses.lua:10 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k30_max:
- *   %30 reduce [1,B]   graphs/lib/losses.lua:11
- *   %117 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k33_fused_exp_sub:
- *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
- *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
- *   %120 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
-static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = exp_real(((in0[i0*B + i1]) - (in1[i1])));
-}
-
-/* k34_sum:
- *   %34 reduce [1,B]   graphs/lib/losses.lua:11
- *   %39 reduce [1,B]   graphs/lib/losses.lua:11
- *   %121 reduce [1,B]   graphs/lib/losses.lua:11
- *   %126 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
-        }
-}
-
-/* k35_clampmin:
- *   %35 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %122 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k42_fused_mul_sub_add_log:
- *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
- *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
- *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
- *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
- *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
- *   %129 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
-static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
-}
-
-/* k43_sum:
- *   %43 reduce [1,1]   graphs/lib/losses.lua:13
- *   %130 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k43_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(T) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*T;
-        for (long j = 0; j < T; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k46_fused_scale_add_sum_sub:
- *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
- *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
- *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
- *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
- *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
- *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
- *   %133 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
-static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
-}
-
-/* k49_fused_sum_square:
- *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
- *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k51_fused_rsqrt_clampmin:
- *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
- *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k56_fused_sum_square:
- *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k58_fused_rsqrt_clampmin:
- *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
- *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k61_matmul_scale:
- *   %61 matmul+scale [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 (the product; the rest is its epilogue) */
-static void k61_matmul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (scale), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) * (real)10;
-        }
-    }
-}
-
-/* k62_max:
- *   %62 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k62_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k65_fused_exp_sub:
- *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
- *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = exp_real(((in0[i0*64 + i1]) - (in1[i0])));
-}
-
-/* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(2496*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k67_div:
- *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
-}
-
-/* k68_matmul:
- *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %266 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*8192; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 64, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k70_fused_sum_square:
- *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
-}
-
-/* k72_fused_rsqrt_clampmin:
- *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
- *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
-}
-
-/* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k74_mul:
- *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k75_sum:
- *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
-static void k75_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k79_matmul:
- *   %79 matmul [T,128]   graphs/lib/irm.lua:9
- *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10 */
-static void k79_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k155_matmul:
- *   %155 matmul [T,128]   graphs/lib/irm.lua:10 */
-static void k155_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k91_fused_scale_addc_neg:
- *   %91 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11
- *     + %90 map:addc [T,1,39,1]  graphs/lib/irm.lua:11
- *     + %89 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-static void k91_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
-}
-
-/* k92_fused_add_mul_scale_sum:
- *   %92 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %88 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10
- *     + %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-static void k92_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
-}
-
-/* k93_max:
- *   %93 reduce [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k93_max(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = -INFINITY;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
-        out[o] = a;
-    }
-}
-
-/* k96_fused_exp_sub:
- *   %96 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
- *     + %95 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k96_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = exp_real(((in0[i0*39 + i1]) - (in1[i0])));
-}
-
-/* k97_mul:
- *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k97_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k98_sum:
- *   %98 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %102 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %207 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k98_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(39*B*T) > 32768)
-    for (long o = 0; o < B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k99_clampmin:
- *   %99 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k99_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
-}
-
-/* k100_div:
- *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k100_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
-}
-
-/* k101_mul:
- *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k101_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k104_scale:
- *   %104 map:scale [T,B]   graphs/lib/model.lua:43 */
-static void k104_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)10;
-}
-
-/* k135_add:
- *   %135 map:add []   graphs/lib/model.lua:136 */
-static void k135_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k167_fill:
- *   %167 fill [] (backward)  graphs/lib/model.lua:137 */
-static void k167_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k169_scale:
- *   %169 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k169_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k170_id:
- *   %170 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k170_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
-}
-
-/* k172_fused_mul_id:
- *   %172 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
- *     + %171 map:id [T,1]  graphs/lib/losses.lua:13 */
-static void k172_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[0])) * (in1[i0]);
-}
-
-/* k174_neg:
- *   %174 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k174_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k176_fused_mul_id:
- *   %176 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
- *     + %175 map:id [T,B]  graphs/lib/losses.lua:11 */
-static void k176_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
-}
-
-/* k180_fused_mul_div_step:
- *   %180 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
- *     + %178 map:div [1,B]  graphs/lib/losses.lua:11
- *     + %179 map:step [1,B]  graphs/lib/losses.lua:11
- *   %312 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k180_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k186_neg:
- *   %186 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k186_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k188_fused_mul_id:
- *   %188 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
- *     + %187 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k188_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
-}
-
-/* k193_fused_mul_div_step:
- *   %193 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
- *     + %191 map:div [T,1]  graphs/lib/losses.lua:10
- *     + %192 map:step [T,1]  graphs/lib/losses.lua:10
- *   %325 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k193_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k199_fused_scale_add_add_add:
- *   %199 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
- *     + %198 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %190 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %185 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %182 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %181 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %195 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %194 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k199_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
-}
-
-/* k201_id:
- *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
-static void k201_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k204_fused_div_mul:
- *   %204 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-static void k204_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
-}
-
-/* k206_fused_neg_mul:
- *   %206 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *     + %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k206_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -((in0[i0]) * (in1[i0]));
-}
-
-/* k209_fused_mul_step:
- *   %209 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
- *     + %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-static void k209_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
-}
-
-/* k222_fused_scale_mul_mul_mul:
- *   %222 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
- *     + %219 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %215 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11
- *     + %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-static void k222_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
-}
-
-/* k223_id:
- *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k223_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k225_mul:
- *   %225 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k225_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k226_sum:
- *   %226 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %239 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %268 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k226_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (4992 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4992;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
-        }
-}
-
-/* k227_sum:
- *   %227 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k227_sum(real *restrict out, const real *restrict in0, long T) {
-    const long nblk = (128 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 39; j++) {
-                const real *row = in0 + (o*39 + j)*128;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
-        }
-}
-
-/* k230_matmul:
- *   %230 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %234 matmul [128,128] (backward)  graphs/lib/irm.lua:9 */
-static void k230_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k236_fused_add_mul_id:
- *   %236 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *     + %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
- *     + %235 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-static void k236_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = ((in0[i0*4992*B + i1*128 + i2]) * (in1[i0*128 + i2])) + ((in2[i0*39*B + i1]));
-}
-
-/* k238_mul:
- *   %238 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k238_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
-}
-
-/* k248_fused_mul_mul_sum_mul:
- *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *     + %246 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %242 reduce [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %241 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %245 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %244 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %243 map:square [T,B,39,1]  graphs/lib/matching.lua:12
- *     + %247 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-static void k248_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k252_fused_add_mul_mul_id:
- *   %252 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *     + %240 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %251 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %249 map:id [T,B,39,128]  graphs/lib/matching.lua:12
- *     + %250 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-static void k252_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k254_matmul:
- *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k254_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k255_sum:
- *   %255 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %269 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k255_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    const long nblk = (8192*B + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < T; j++) {
-                const real *row = in0 + (o*T + j)*8192*B;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
-        }
-}
-
-/* k256_matmul_div:
- *   %256 matmul+div [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 (the product; the rest is its epilogue) */
-static void k256_matmul_div(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0, lb2 = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*8192; lb2 += i2*39; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; lb2 += i1*39*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 64, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*2496, 64);
-        /* epilogue (div), in place while the block is in cache */
-        /* (the batch loop holds the threads) */
-        for (long r = 0; r < 39; r++) {
-            real *o = out + p*2496 + r*64;
-            #pragma omp simd
-            for (long c = 0; c < 64; c++) o[c] = (o[c]) / (in2[lb2 + r*1]);
-        }
-    }
-}
-
-/* k259_fused_sum_neg_mul:
- *   %259 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
- *     + %258 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %257 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k259_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
-}
-
-/* k265_fused_scale_mul_add_id:
- *   %265 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *     + %262 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %261 map:add [T,B,39,64]  graphs/lib/matching.lua:10
- *     + %260 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-static void k265_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
-}
-
-/* k267_matmul:
- *   %267 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k267_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*2496; }
-        { long i1 = r % T; r /= T; ao += i1*2496*B; bo += i1*4992; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 128, 39, (real)1, in0 + ao, 64, in1 + bo, 128, (real)0, out + p*8192, 128);
-    }
-}
-
-/* k270_add:
- *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k270_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k280_fused_mul_mul_sum_mul:
- *   %280 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *     + %278 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %273 reduce [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %272 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %277 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %276 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %275 map:square [1,B,64,1]  graphs/lib/matching.lua:9
- *     + %279 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-static void k280_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k284_fused_add_add_mul_mul:
- *   %284 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *     + %274 map:add [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %271 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %283 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %281 map:id [1,B,64,128]  graphs/lib/matching.lua:9
- *     + %282 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-static void k284_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
-}
-
-/* k295_fused_mul_mul_sum_mul:
- *   %295 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *     + %293 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %289 reduce [T,39,1]  graphs/lib/matching.lua:7
- *     + %288 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %292 map:scale [T,39,1]  graphs/lib/matching.lua:7
- *     + %291 map:mul [T,39,1]  graphs/lib/matching.lua:7
- *     + %290 map:square [T,39,1]  graphs/lib/matching.lua:7
- *     + %294 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-static void k295_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k299_fused_add_mul_mul_id:
- *   %299 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
- *     + %287 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %298 map:mul [T,39,128]  graphs/lib/matching.lua:7
- *     + %296 map:id [T,39,128]  graphs/lib/matching.lua:7
- *     + %297 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-static void k299_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k331_fused_scale_add_add_add:
- *   %331 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
- *     + %330 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %322 map:add [T,B]  graphs/lib/losses.lua:10
- *     + %317 map:add [T,B]  graphs/lib/losses.lua:11
- *     + %314 map:mul [T,B]  graphs/lib/losses.lua:11
- *     + %313 map:id [T,B]  graphs/lib/losses.lua:11
- *     + %327 map:mul [T,B]  graphs/lib/losses.lua:10
- *     + %326 map:id [T,B]  graphs/lib/losses.lua:10 */
-static void k331_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
-}
-
-/* k332_matmul:
- *   %332 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k332_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k333_matmul:
- *   %333 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k333_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k342_fused_mul_mul_sum_mul:
- *   %342 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
- *     + %340 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %336 reduce [B,1]  graphs/lib/losses.lua:21
- *     + %335 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %339 map:scale [B,1]  graphs/lib/losses.lua:21
- *     + %338 map:mul [B,1]  graphs/lib/losses.lua:21
- *     + %337 map:square [B,1]  graphs/lib/losses.lua:21
- *     + %341 map:step [B,1]  graphs/lib/losses.lua:21 */
-static void k342_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k346_fused_add_mul_mul_id:
- *   %346 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
- *     + %334 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %345 map:mul [B,128]  graphs/lib/losses.lua:21
- *     + %343 map:id [B,128]  graphs/lib/losses.lua:21
- *     + %344 map:scale [B,128]  graphs/lib/losses.lua:21 */
-static void k346_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
-}
-
-/* k356_fused_mul_mul_sum_mul:
- *   %356 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
- *     + %354 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %349 reduce [T,1]  graphs/lib/losses.lua:21
- *     + %348 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %353 map:scale [T,1]  graphs/lib/losses.lua:21
- *     + %352 map:mul [T,1]  graphs/lib/losses.lua:21
- *     + %351 map:square [T,1]  graphs/lib/losses.lua:21
- *     + %355 map:step [T,1]  graphs/lib/losses.lua:21 */
-static void k356_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
-}
-
-/* k360_matmul_add_add_mul_mul:
- *   %360 matmul+add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
- *     + %233 matmul [T,128]  graphs/lib/irm.lua:9 (the product; the rest is its epilogue)
- *     + %350 map:add [T,128]  graphs/lib/losses.lua:21
- *     + %347 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %359 map:mul [T,128]  graphs/lib/losses.lua:21
- *     + %357 map:id [T,128]  graphs/lib/losses.lua:21
- *     + %358 map:scale [T,128]  graphs/lib/losses.lua:21 */
-static void k360_matmul_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
-    long panel = 131072 / (128); if (panel < 64) panel = 64;
-    for (long r0 = 0; r0 < T; r0 += panel) {
-        const long pm = T - r0 < panel ? T - r0 : panel;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, pm, 128, 128, (real)1, in0 + r0*128, 128, in1 + 0, 128, (real)0, out + r0*128, 128);
-        const long lb2 = 0;
-        const long lb3 = 0;
-        const long lb4 = 0;
-        const long lb5 = 0;
-        /* epilogue (add_add_mul_mul), in place while the block is in cache */
-        #pragma omp parallel for if(pm*(128) > 32768)
-        for (long r = r0; r < r0 + pm; r++) {
-            real *o = out + 0 + r*128;
-            #pragma omp simd
-            for (long c = 0; c < 128; c++) o[c] = ((o[c]) + ((in2[lb2 + r*128 + c]) * (in3[lb3 + r*1]))) + (((in4[lb4 + r*1])) * ((in5[lb5 + r*128 + c]) * (real)2));
-        }
-    }
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[120] = {
-    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"k79_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k91_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k93_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k96_fused_exp_sub", "%96 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k97_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k98_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k99_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k101_mul", "%101 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k98_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k104_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_fused_exp_sub", "%109 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k33_fused_exp_sub", "%120 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k135_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
-    {"k167_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k169_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k170_id", "%170 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k172_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k174_neg", "%174 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k176_fused_mul_id", "%176 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k180_fused_mul_div_step", "%180 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k186_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k188_fused_mul_id", "%188 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k193_fused_mul_div_step", "%193 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k199_fused_scale_add_add_add", "%199 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k201_id", "%201 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k101_mul", "%203 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k204_fused_div_mul", "%204 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k206_fused_neg_mul", "%206 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k98_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k209_fused_mul_step", "%209 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k222_fused_scale_mul_mul_mul", "%222 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k223_id", "%223 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k225_mul", "%225 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k226_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k79_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k230_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k230_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k236_fused_add_mul_id", "%236 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k225_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k238_mul", "%238 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k226_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k248_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k252_fused_add_mul_mul_id", "%252 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k254_matmul", "%254 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k255_sum", "%255 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k256_matmul_div", "%256 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k259_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k265_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k68_matmul", "%266 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k267_matmul", "%267 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k226_sum", "%268 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k255_sum", "%269 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k270_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k280_fused_mul_mul_sum_mul", "%280 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k284_fused_add_add_mul_mul", "%284 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k295_fused_mul_mul_sum_mul", "%295 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k299_fused_add_mul_mul_id", "%299 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k180_fused_mul_div_step", "%312 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k193_fused_mul_div_step", "%325 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k331_fused_scale_add_add_add", "%331 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k332_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k333_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k342_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k346_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k356_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k360_matmul_add_add_mul_mul", "%360 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k17_matmul_scale", "%17 matmul+scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k61_matmul_scale", "%61 matmul+scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_noirm_features_loss_k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k81_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k83_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k86_fused_exp_sub", "%96 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k87_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k89_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%101 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"gloria_features_loss_k94_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k22_fused_exp_sub", "%109 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k33_fused_exp_sub", "%120 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k60_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k61_id", "%170 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k63_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k65_neg", "%174 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k159_fused_mul_id", "%176 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%180 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k77_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k171_fused_mul_id", "%188 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%193 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k182_fused_scale_add_add_add", "%199 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k201_id", "%201 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k101_mul", "%203 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k204_fused_div_mul", "%204 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k206_fused_neg_mul", "%206 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k88_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k209_fused_mul_step", "%209 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul", "%222 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k200_id", "%223 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%225 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k684_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"convirt_k685_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k236_fused_add_mul_id", "%236 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k201_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k202_mul", "%238 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k212_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k216_fused_add_mul_mul_id", "%252 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k218_matmul", "%254 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%255 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k220_matmul_div", "%256 matmul+div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k223_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k229_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k68_matmul", "%266 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k231_matmul", "%267 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k203_sum", "%268 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k219_sum", "%269 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k234_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k244_fused_mul_mul_sum_mul", "%280 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k248_fused_add_add_mul_mul", "%284 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k259_fused_mul_mul_sum_mul", "%295 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k263_fused_add_mul_mul_id", "%299 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k71_fused_mul_div_step", "%312 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k84_fused_mul_div_step", "%325 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"gloria_features_loss_k295_fused_scale_add_add_add", "%331 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k91_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k92_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k101_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k105_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"convirt_features_loss_k114_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul", "%360 matmul+add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {120, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -1226,132 +154,132 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15328*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 32784 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 24576*B, (real *)inputs[2], A + 32784 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k17_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, A + 32784 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(7, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 24912*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 30144*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15360*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24704*B, A + 32784 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B, A + 32784 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24864*B, A + 32784 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24720*B, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15152*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 32784 + 24880*B, A + 32784 + 24704*B, A + 32784 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 24912*B + 30208*B*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k61_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T, A + 32784, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 24912*B + 29952*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 32784 + 24912*B + 30000*B*T, A + 32784 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(38, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k75_sum(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(40, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(41, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k91_fused_scale_addc_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(42, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k92_fused_add_mul_scale_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, (real *)inputs[4], A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(44, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k96_fused_exp_sub(A + 32784 + 24912*B + 15072*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %96 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(45, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k97_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15072*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(46, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15216*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 24912*B + 15232*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(48, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(49, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(50, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(52, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(53, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %109 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(54, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(55, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(56, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(57, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24768*B, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(58, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24768*B, B, T)); /* %120 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(59, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24784*B, A + 32784 + 24912*B + 15040*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(60, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(61, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24816*B, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(62, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15168*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
-    CALL(63, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(64, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32784 + 24800*B, A + 32784 + 24768*B, A + 32784 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
-    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k135_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), convirt_features_loss_k7_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15328*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k9_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), convirt_features_loss_k10_mul(A + 32784 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), convirt_features_loss_k12_fused_sum_square(A + 32784 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k14_fused_rsqrt_clampmin(A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), convirt_features_loss_k15_mul(A + 32784 + 24576*B, (real *)inputs[2], A + 32784 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)257*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), convirt_features_loss_k17_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, A + 32784 + 24576*B, B, T)); /* %17 matmul+scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, 0, sizeof(real)*((double)B*T), convirt_features_loss_k18_eye(A + 32784 + 24912*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(8, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(9, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 32784 + 24912*B + 30144*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 32784 + 24912*B + 30208*B*T + 15360*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 32784 + 24704*B, A + 32784 + 24912*B, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(14, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B, A + 32784 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 32784 + 24864*B, A + 32784 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 32784 + 24720*B, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 32784 + 24912*B + 30208*B*T + 15152*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(19, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(20, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 32784 + 24880*B, A + 32784 + 24704*B, A + 32784 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(22, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), gloria_features_loss_k49_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(23, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k51_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), gloria_features_loss_k52_mul(A + 32784 + 24912*B + 30208*B*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), gloria_features_loss_k56_fused_sum_square(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(26, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), gloria_features_loss_k58_fused_rsqrt_clampmin(A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), gloria_features_loss_k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), gloria_features_loss_k61_matmul_scale(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T, A + 32784, B, T)); /* %61 matmul+scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k62_max(A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k65_fused_exp_sub(A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 2496*B*T, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), gloria_features_loss_k66_sum(A + 32784 + 24912*B + 29952*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), gloria_features_loss_k67_div(A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(34, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), gloria_features_loss_k70_fused_sum_square(A + 32784 + 24912*B + 30000*B*T, A + 32784 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), gloria_features_loss_k72_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), gloria_features_loss_k73_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), reclf_noirm_features_loss_k74_mul(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), reclf_nosrm_features_loss_k75_sum(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(39, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(40, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), reclf_nosrm_features_loss_k155_matmul(A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(41, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), gloria_features_loss_k81_fused_scale_addc_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(42, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, (real *)inputs[4], A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k83_max(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(44, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), gloria_features_loss_k86_fused_exp_sub(A + 32784 + 24912*B + 15072*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %96 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(45, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), gloria_features_loss_k87_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15072*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(46, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 32784 + 24912*B + 15216*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k89_clampmin(A + 32784 + 24912*B + 15232*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(48, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k100_div(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(49, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(50, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), gloria_features_loss_k94_scale(A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(52, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(53, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), convirt_features_loss_k22_fused_exp_sub(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %109 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(54, (double)B*T, sizeof(real)*((double)T + (double)B*T), convirt_features_loss_k23_sum(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(55, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(56, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), convirt_features_loss_k27_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(57, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k30_max(A + 32784 + 24768*B, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(58, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), convirt_features_loss_k33_fused_exp_sub(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24768*B, B, T)); /* %120 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(59, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 32784 + 24784*B, A + 32784 + 24912*B + 15040*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(60, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k35_clampmin(A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(61, (double)B*T, sizeof(real)*((double)B + (double)B*T), convirt_features_loss_k34_sum(A + 32784 + 24816*B, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(62, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), convirt_features_loss_k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15168*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(63, (double)T, sizeof(real)*((double)1 + (double)T), convirt_features_loss_k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(64, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), convirt_features_loss_k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32784 + 24800*B, A + 32784 + 24768*B, A + 32784 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(65, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(66, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
-    CALL(67, (double)1, sizeof(real)*((double)1 + (double)1), k169_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(68, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 24896*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(69, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k172_fused_mul_id(A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 16, A + 32784 + 24912*B + 30208*B*T + 15152*T, T)); /* %172 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 24768*B, A + 32784 + 24896*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k176_fused_mul_id(A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %176 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(72, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24768*B, A + 32784 + 24896*B, A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %180 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(74, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k188_fused_mul_id(A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %188 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(75, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %193 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(76, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k199_fused_scale_add_add_add(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %199 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
-    CALL(77, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(78, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 30096*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(79, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k204_fused_div_mul(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %204 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(80, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k206_fused_neg_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %206 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(81, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(82, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k209_fused_mul_step(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %209 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(83, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k222_fused_scale_mul_mul_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15040*B*T, (real *)inputs[4], A + 32784 + 24912*B + 15072*B*T, B, T)); /* %222 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(84, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(85, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(87, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(90, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(91, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k236_fused_add_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30096*B*T, B, T)); /* %236 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(92, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(93, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(94, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(95, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k248_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(96, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k252_fused_add_mul_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B, B, T)); /* %252 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(97, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(98, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 24912*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(99, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), k256_matmul_div(A + 32784 + 24912*B, A + 32784 + 24912*B + 9984*B*T, (real *)inputs[3], A + 32784 + 24912*B + 29952*B*T, B, T)); /* %256 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(100, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k259_fused_sum_neg_mul(A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(101, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k265_fused_scale_mul_add_id(A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(102, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B + 8192*B*T, A + 32784 + 24912*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(103, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(105, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 24912*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(106, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(107, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k280_fused_mul_mul_sum_mul(A + 32784 + 24768*B, A + 32784, (real *)inputs[3], A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(108, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k284_fused_add_add_mul_mul(A + 32784 + 16384*B, A + 32784 + 8192*B, A + 32784, A + 32784 + 24704*B, A + 32784 + 24768*B, (real *)inputs[3], B)); /* %284 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(109, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k295_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %295 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(110, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k299_fused_add_mul_mul_id(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], T)); /* %299 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(111, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24704*B, A + 32784 + 24896*B, A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %312 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(112, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(113, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k331_fused_scale_add_add_add(A + 32784 + 24912*B, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24704*B, A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
-    CALL(114, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B, A + 32784 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(115, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(116, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k342_fused_mul_mul_sum_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[2], A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(117, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k346_fused_add_mul_mul_id(A + 32784 + 128*B, A + 32784, A + 32784 + 24848*B, A + 32784 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(118, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k356_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(119, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), k360_matmul_add_add_mul_mul(A + 32784 + 24912*B + 30208*B*T + 5120*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)P + 0, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[0], T)); /* %360 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(66, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
+    CALL(67, (double)1, sizeof(real)*((double)1 + (double)1), convirt_features_loss_k60_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(68, (double)B, sizeof(real)*((double)B + (double)1), convirt_features_loss_k61_id(A + 32784 + 24896*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(69, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), convirt_features_loss_k63_fused_mul_id(A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 16, A + 32784 + 24912*B + 30208*B*T + 15152*T, T)); /* %172 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), convirt_features_loss_k65_neg(A + 32784 + 24768*B, A + 32784 + 24896*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(71, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), gloria_features_loss_k159_fused_mul_id(A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %176 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(72, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 32784 + 24768*B, A + 32784 + 24896*B, A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %180 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(73, (double)T, sizeof(real)*((double)T + (double)T), convirt_features_loss_k77_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(74, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), gloria_features_loss_k171_fused_mul_id(A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %188 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(75, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %193 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(76, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k182_fused_scale_add_add_add(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %199 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(77, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k201_id(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(78, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k101_mul(A + 32784 + 24912*B + 30096*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(79, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), reclf_nosrm_features_loss_k204_fused_div_mul(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %204 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(80, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), reclf_nosrm_features_loss_k206_fused_neg_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %206 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(81, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), gloria_features_loss_k88_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(82, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), reclf_nosrm_features_loss_k209_fused_mul_step(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %209 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(83, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), reclf_nosrm_features_loss_k222_fused_scale_mul_mul_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15040*B*T, (real *)inputs[4], A + 32784 + 24912*B + 15072*B*T, B, T)); /* %222 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(84, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), gloria_features_loss_k200_id(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(85, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(87, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), reclf_nosrm_features_loss_k227_sum(A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(88, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), convirt_k684_matmul(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(89, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 0, A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(90, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), convirt_k685_matmul(A + 16384, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15104*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(91, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), reclf_nosrm_features_loss_k236_fused_add_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30096*B*T, B, T)); /* %236 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(92, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), gloria_features_loss_k201_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(93, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), gloria_features_loss_k202_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(94, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(95, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), gloria_features_loss_k212_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(96, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), gloria_features_loss_k216_fused_add_mul_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B, B, T)); /* %252 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(97, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), gloria_features_loss_k218_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(98, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 32784 + 8192*B, A + 32784 + 24912*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(99, (double)641472*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B + (double)39*B*T), gloria_features_loss_k220_matmul_div(A + 32784 + 24912*B, A + 32784 + 24912*B + 9984*B*T, (real *)inputs[3], A + 32784 + 24912*B + 29952*B*T, B, T)); /* %256 matmul+div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(100, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), gloria_features_loss_k223_fused_sum_neg_mul(A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(101, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), gloria_features_loss_k229_fused_scale_mul_add_id(A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(102, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), gloria_features_loss_k68_matmul(A + 32784 + 24912*B + 8192*B*T, A + 32784 + 24912*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(103, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), gloria_features_loss_k231_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), gloria_features_loss_k203_sum(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(105, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), gloria_features_loss_k219_sum(A + 32784, A + 32784 + 24912*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(106, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), gloria_features_loss_k234_add(A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(107, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), gloria_features_loss_k244_fused_mul_mul_sum_mul(A + 32784 + 24768*B, A + 32784, (real *)inputs[3], A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(108, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), gloria_features_loss_k248_fused_add_add_mul_mul(A + 32784 + 16384*B, A + 32784 + 8192*B, A + 32784, A + 32784 + 24704*B, A + 32784 + 24768*B, (real *)inputs[3], B)); /* %284 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(109, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), gloria_features_loss_k259_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %295 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(110, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), gloria_features_loss_k263_fused_add_mul_mul_id(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], T)); /* %299 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(111, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), convirt_features_loss_k71_fused_mul_div_step(A + 32784 + 24704*B, A + 32784 + 24896*B, A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %312 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(112, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), convirt_features_loss_k84_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(113, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), gloria_features_loss_k295_fused_scale_add_add_add(A + 32784 + 24912*B, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24704*B, A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(114, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), convirt_features_loss_k91_matmul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B, A + 32784 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(115, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), convirt_features_loss_k92_matmul(A + 32784, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(116, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), convirt_features_loss_k101_fused_mul_mul_sum_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[2], A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(117, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), convirt_features_loss_k105_fused_add_mul_mul_id(A + 32784 + 128*B, A + 32784, A + 32784 + 24848*B, A + 32784 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), convirt_features_loss_k114_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)33536*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384 + (double)128*T + (double)T + (double)T + (double)128*T), reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(A + 32784 + 24912*B + 30208*B*T + 5120*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)P + 0, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[0], T)); /* %360 matmul+add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 16384, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 32784 + 24912*B + 30208*B*T + 5120*T, sizeof(real)*(size_t)(128*T));

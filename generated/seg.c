@@ -11,2067 +11,239 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k4_fused_scale_addc:
- *   %4 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k4_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k7_im2col:
- *   %7 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k9_matmul:
- *   %9 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k11_permute:
- *   %11 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %381 permute [B,32,4096]   graphs/lib/unet.lua:16 */
-static void k11_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %384 map:add [B,32,64,64]   graphs/lib/unet.lua:16 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k19_fused_scale_sum:
- *   %19 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %389 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k19_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %390 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k25_fused_rsqrt_addc_scale_sum:
- *   %25 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %395 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k25_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %396 map:mul [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k32_fused_relu_add_mul:
- *   %32 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *     + %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *     + %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-static void k32_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k35_im2col:
- *   %35 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k37_matmul:
- *   %37 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %65 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k39_permute:
- *   %39 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %67 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %95 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
- *   %349 permute [B,32,1024]   graphs/lib/unet.lua:16 */
-static void k39_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k42_add:
- *   %42 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %70 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %98 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %352 map:add [B,32,32,32]   graphs/lib/unet.lua:16 */
-static void k42_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k47_fused_scale_sum:
- *   %47 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %75 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %357 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k47_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k48_sub:
- *   %48 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %76 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %358 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k48_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k53_fused_rsqrt_addc_scale_sum:
- *   %53 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %52 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %50 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %49 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %109 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %363 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k53_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k54_mul:
- *   %54 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %82 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %110 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %364 map:mul [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k54_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k60_fused_relu_add_mul:
- *   %60 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *     + %59 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *     + %57 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %88 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12 */
-static void k60_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k63_im2col:
- *   %63 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %91 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k63_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k117_fused_relu_add_add_mul:
- *   %117 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *     + %116 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
- *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %113 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k117_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k120_im2col:
- *   %120 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k120_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k122_matmul:
- *   %122 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k124_permute:
- *   %124 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %152 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %180 permute [B,64,256]   graphs/lib/image_encoder.lua:13
- *   %317 permute [B,64,256]   graphs/lib/unet.lua:16 */
-static void k124_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k127_add:
- *   %127 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %155 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %183 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %320 map:add [B,64,16,16]   graphs/lib/unet.lua:16 */
-static void k127_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k132_fused_scale_sum:
- *   %132 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %131 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %188 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %325 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k132_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k133_sub:
- *   %133 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %161 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %189 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %326 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k133_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k138_fused_rsqrt_addc_scale_sum:
- *   %138 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %137 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %135 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %134 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %194 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %331 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k138_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k139_mul:
- *   %139 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %167 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %195 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %332 map:mul [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k139_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k145_fused_relu_add_mul:
- *   %145 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *     + %144 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *     + %142 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %173 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12 */
-static void k145_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k148_im2col:
- *   %148 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %176 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k148_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k150_matmul:
- *   %150 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k202_fused_relu_add_add_mul:
- *   %202 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *     + %201 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
- *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %198 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k202_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k205_im2col:
- *   %205 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k205_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k207_matmul:
- *   %207 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k209_permute:
- *   %209 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %237 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %265 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k209_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k212_add:
- *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %240 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k217_fused_scale_sum:
- *   %217 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %216 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %245 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %273 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k217_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k218_sub:
- *   %218 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %246 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %274 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k218_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k223_fused_rsqrt_addc_scale_sum:
- *   %223 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %222 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %220 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %219 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %251 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %279 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k223_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k224_mul:
- *   %224 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %252 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %280 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k224_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k230_fused_relu_add_mul:
- *   %230 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *     + %229 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *     + %227 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %258 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
-static void k230_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
-}
-
-/* k233_im2col:
- *   %233 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %261 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k233_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k235_matmul:
- *   %235 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k287_fused_relu_add_add_mul:
- *   %287 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
- *     + %286 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
- *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %283 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k287_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
-}
-
-/* k308_id:
- *   %308 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-static void k308_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 8; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
-}
-
-/* k310_concat:
- *   %310 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-static void k310_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[i0*49152 + i1] = in0[i0*32768 + i1];
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
-}
-
-/* k313_im2col:
- *   %313 im2col [1728,256*B]   graphs/lib/unet.lua:16 */
-static void k313_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k315_matmul:
- *   %315 matmul [64,256*B]   graphs/lib/unet.lua:16 */
-static void k315_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 1728, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k337_fused_add_mul:
- *   %337 fused:add_mul [B,64,16,16]   graphs/lib/unet.lua:17
- *     + %335 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-static void k337_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k338_relu:
- *   %338 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
-static void k338_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k340_id:
- *   %340 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-static void k340_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 16; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
-}
-
-/* k342_concat:
- *   %342 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-static void k342_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 65536; i1++)
-            out[i0*98304 + i1] = in0[i0*65536 + i1];
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
-}
-
-/* k345_im2col:
- *   %345 im2col [864,1024*B]   graphs/lib/unet.lua:16 */
-static void k345_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k347_matmul:
- *   %347 matmul [32,1024*B]   graphs/lib/unet.lua:16 */
-static void k347_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 864, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k369_fused_add_mul:
- *   %369 fused:add_mul [B,32,32,32]   graphs/lib/unet.lua:17
- *     + %367 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-static void k369_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k370_relu:
- *   %370 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
-static void k370_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k372_id:
- *   %372 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-static void k372_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 32; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
-}
-
-/* k374_concat:
- *   %374 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-static void k374_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[i0*262144 + i1] = in0[i0*131072 + i1];
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
-}
-
-/* k377_im2col:
- *   %377 im2col [576,4096*B]   graphs/lib/unet.lua:16 */
-static void k377_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k379_matmul:
- *   %379 matmul [32,4096*B]   graphs/lib/unet.lua:16 */
-static void k379_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 576, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k401_fused_add_mul:
- *   %401 fused:add_mul [B,32,64,64]   graphs/lib/unet.lua:17
- *     + %399 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-static void k401_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k402_relu:
- *   %402 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k402_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k405_im2col:
- *   %405 im2col [32,4096*B]   graphs/seg.lua:52 */
-static void k405_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k407_matmul:
- *   %407 matmul [1,4096*B]   graphs/seg.lua:52 */
-static void k407_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096*B, 32, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k409_permute:
- *   %409 permute [B,1,4096]   graphs/seg.lua:52
- *   %525 permute [1,B,4096] (backward)  graphs/seg.lua:52 */
-static void k409_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0];
-}
-
-/* k412_add:
- *   %412 map:add [B,1,64,64]   graphs/seg.lua:52 */
-static void k412_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + in1[0];
-}
-
-/* k418_fused_exp_neg_abs:
- *   %418 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %417 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %416 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k418_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = exp_real((-(fabs((in0[i0])))));
-}
-
-/* k419_addc:
- *   %419 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k419_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k421_fused_add_sub_relu_mul:
- *   %421 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %415 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %413 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %414 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %420 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k421_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
-}
-
-/* k422_sum:
- *   %422 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %519 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
-static void k422_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4096 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4096;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
-        }
-}
-
-/* k423_scale:
- *   %423 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k423_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 4096; i0++)
-        out[i0] = in0[i0] * ((real)1/(real)(B));
-}
-
-/* k424_sum:
- *   %424 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k424_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (4096 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 1; j++) {
-                const real *row = in0 + (o*1 + j)*4096;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
-        }
-}
-
-/* k425_scale:
- *   %425 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k425_scale(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 4096; i0++)
-        out[i0] = in0[i0] * (real)1;
-}
-
-/* k426_sum:
- *   %426 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %521 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
-static void k426_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k429_fused_scale_sum_scale:
- *   %429 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
- *     + %428 reduce [1,1,1,1]  graphs/lib/unet.lua:31
- *     + %427 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-static void k429_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625; out[0] = (r1) * (real)0.015625; }
-}
-
-/* k430_sigmoid:
- *   %430 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
-static void k430_sigmoid(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)1 / ((real)1 + exp_real(-in0[i0]));
-}
-
-/* k440_fused_addc_add_sum_sum:
- *   %440 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
- *     + %439 map:add [B,1]  graphs/lib/unet.lua:35
- *     + %437 reduce [B,1]  graphs/lib/unet.lua:35
- *     + %438 reduce [B,1]  graphs/lib/unet.lua:35 */
-static void k440_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; real r2 = (real)0; for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1]; out[i0] = ((r1) + (r2)) + (real)1; }
-}
-
-/* k441_fused_div_addc_scale_sum:
- *   %441 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
- *     + %436 map:addc [B,1]  graphs/lib/unet.lua:35
- *     + %435 map:scale [B,1]  graphs/lib/unet.lua:35
- *     + %434 reduce [B,1]  graphs/lib/unet.lua:34
- *     + %433 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-static void k441_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]); }
-}
-
-/* k442_sum:
- *   %442 reduce [1,1]   graphs/lib/unet.lua:36 */
-static void k442_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k445_fused_addc_neg_scale:
- *   %445 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
- *     + %444 map:neg [1,1]  graphs/lib/unet.lua:36
- *     + %443 map:scale [1,1]  graphs/lib/unet.lua:36 */
-static void k445_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
-}
-
-/* k448_add:
- *   %448 map:add []   graphs/lib/unet.lua:37 */
-static void k448_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k479_fill:
- *   %479 fill [] (backward)  graphs/seg.lua:52 */
-static void k479_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k483_fused_scale_neg:
- *   %483 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
- *     + %482 map:neg [1,1]  graphs/lib/unet.lua:36 */
-static void k483_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
-    out[0] = (-(in0[0])) * ((real)1/(real)(B));
-}
-
-/* k485_fused_div_id:
- *   %485 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %484 map:id [B,1]  graphs/lib/unet.lua:36 */
-static void k485_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[0])) / (in1[i0]);
-}
-
-/* k487_fused_neg_mul:
- *   %487 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %486 map:mul [B,1]  graphs/lib/unet.lua:35 */
-static void k487_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -((in0[i0]) * (in1[i0]));
-}
-
-/* k489_scale:
- *   %489 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k489_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k493_fused_add_id_mul_id:
- *   %493 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
- *     + %488 map:id [B,4096]  graphs/lib/unet.lua:35
- *     + %491 map:mul [B,4096]  graphs/lib/unet.lua:34
- *     + %490 map:id [B,4096]  graphs/lib/unet.lua:34 */
-static void k493_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
-}
-
-/* k499_scale:
- *   %499 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-static void k499_scale(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] * (real)0.015625;
-}
-
-/* k501_fused_scale_id:
- *   %501 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
- *     + %500 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
-static void k501_fused_scale_id(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(64) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = ((in0[0])) * (real)0.015625;
-}
-
-/* k504_fused_scale_scale_id:
- *   %504 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %503 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
- *     + %502 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
-static void k504_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
-}
-
-/* k505_id:
- *   %505 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k505_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i1];
-}
-
-/* k518_fused_add_add_add_mul:
- *   %518 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %515 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %511 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %498 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %497 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %496 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %495 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %510 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %508 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %507 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %506 map:div [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %509 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %513 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %512 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %517 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %516 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k518_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
-}
-
-/* k522_sum:
- *   %522 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-static void k522_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(64) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k527_matmul:
- *   %527 matmul [1,32] (backward)  graphs/seg.lua:52 */
-static void k527_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 32);
-}
-
-/* k528_matmul:
- *   %528 matmul [32,4096*B] (backward)  graphs/seg.lua:52 */
-static void k528_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096*B, 1, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k530_col2im:
- *   %530 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
-static void k530_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k532_fused_mul_step:
- *   %532 fused:mul_step [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *     + %531 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
-static void k532_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k533_sum:
- *   %533 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %540 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %564 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k533_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k535_sum:
- *   %535 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %542 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %566 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16 */
-static void k535_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k536_sum:
- *   %536 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %543 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %567 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k536_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k538_mul:
- *   %538 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
-static void k538_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k539_mul:
- *   %539 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
-static void k539_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k553_fused_scale_mul_sum_mul:
- *   %553 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %552 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %548 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %547 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %551 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %550 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %549 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-static void k553_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k557_fused_add_mul_mul_id:
- *   %557 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *     + %546 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %556 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %554 map:id [B,8,16384]  graphs/lib/unet.lua:17
- *     + %555 map:scale [B,8,16384]  graphs/lib/unet.lua:17 */
-static void k557_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k560_fused_scale_sum_neg:
- *   %560 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %559 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %558 map:neg [B,8,16384]  graphs/lib/unet.lua:17 */
-static void k560_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k562_fused_add_id:
- *   %562 fused:add_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *     + %561 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
-static void k562_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k570_permute:
- *   %570 permute [32,B,4096] (backward)  graphs/lib/unet.lua:16 */
-static void k570_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k572_matmul:
- *   %572 matmul [32,576] (backward)  graphs/lib/unet.lua:16 */
-static void k572_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 576);
-}
-
-/* k573_matmul:
- *   %573 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16 */
-static void k573_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096*B, 32, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k575_col2im:
- *   %575 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k575_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(262144*B));
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k576_slice:
- *   %576 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k576_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[i0*131072 + i1] = in0[i0*262144 + i1];
-}
-
-/* k579_sum:
- *   %579 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-static void k579_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1024*B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 2; j++) {
-                const real *row = in0 + (o*2 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k580_sum:
- *   %580 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-static void k580_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(65536*B) > 32768)
-    for (long o = 0; o < 32768*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2;
-        for (long j = 0; j < 2; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k583_fused_mul_step:
- *   %583 fused:mul_step [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *     + %582 map:step [B,32,32,32]  graphs/lib/unet.lua:17 */
-static void k583_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k584_sum:
- *   %584 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %591 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %615 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k584_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k586_sum:
- *   %586 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %593 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %617 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16 */
-static void k586_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k587_sum:
- *   %587 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %594 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %618 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k587_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k589_mul:
- *   %589 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
-static void k589_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k590_mul:
- *   %590 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
-static void k590_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k604_fused_scale_mul_sum_mul:
- *   %604 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %603 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %599 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %598 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %602 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %601 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %600 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-static void k604_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k608_fused_add_mul_mul_id:
- *   %608 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *     + %597 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %607 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %605 map:id [B,8,4096]  graphs/lib/unet.lua:17
- *     + %606 map:scale [B,8,4096]  graphs/lib/unet.lua:17 */
-static void k608_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k611_fused_scale_sum_neg:
- *   %611 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %610 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %609 map:neg [B,8,4096]  graphs/lib/unet.lua:17 */
-static void k611_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k613_fused_add_id:
- *   %613 fused:add_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *     + %612 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
-static void k613_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k621_permute:
- *   %621 permute [32,B,1024] (backward)  graphs/lib/unet.lua:16 */
-static void k621_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k623_matmul:
- *   %623 matmul [32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k623_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 864);
-}
-
-/* k624_matmul:
- *   %624 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16 */
-static void k624_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024*B, 32, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k626_col2im:
- *   %626 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k626_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(98304*B));
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k627_slice:
- *   %627 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k627_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 65536; i1++)
-            out[i0*65536 + i1] = in0[i0*98304 + i1];
-}
-
-/* k630_sum:
- *   %630 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-static void k630_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
-    for (long o = 0; o < 1024*B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 2; j++) {
-                const real *row = in0 + (o*2 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k631_sum:
- *   %631 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-static void k631_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 16384*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2;
-        for (long j = 0; j < 2; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k634_fused_mul_step:
- *   %634 fused:mul_step [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *     + %633 map:step [B,64,16,16]  graphs/lib/unet.lua:17 */
-static void k634_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k635_sum:
- *   %635 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %642 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %666 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16 */
-static void k635_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k637_sum:
- *   %637 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %644 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %668 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16 */
-static void k637_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k638_sum:
- *   %638 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %645 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %669 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k638_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k640_mul:
- *   %640 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
-static void k640_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k641_mul:
- *   %641 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
-static void k641_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k655_fused_scale_mul_sum_mul:
- *   %655 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %654 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %650 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %649 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %653 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %652 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %651 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-static void k655_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k659_fused_add_mul_mul_id:
- *   %659 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *     + %648 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %658 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %656 map:id [B,8,2048]  graphs/lib/unet.lua:17
- *     + %657 map:scale [B,8,2048]  graphs/lib/unet.lua:17 */
-static void k659_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k662_fused_scale_sum_neg:
- *   %662 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %661 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %660 map:neg [B,8,2048]  graphs/lib/unet.lua:17 */
-static void k662_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k664_fused_add_id:
- *   %664 fused:add_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *     + %663 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
-static void k664_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k672_permute:
- *   %672 permute [64,B,256] (backward)  graphs/lib/unet.lua:16 */
-static void k672_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k674_matmul:
- *   %674 matmul [64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k674_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 1728);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[228] = {
-    {"k4_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k7_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k9_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k19_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_fused_relu_add_mul", "%32 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k48_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k54_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k60_fused_relu_add_mul", "%60 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k63_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k48_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k54_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k60_fused_relu_add_mul", "%88 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k63_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k48_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k54_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k117_fused_relu_add_add_mul", "%117 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k120_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k122_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k127_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k133_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k139_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k145_fused_relu_add_mul", "%145 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k148_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k150_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k127_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k133_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k139_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k145_fused_relu_add_mul", "%173 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k148_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k150_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k127_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k133_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k139_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_fused_relu_add_add_mul", "%202 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k205_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k207_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k212_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k218_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k224_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k230_fused_relu_add_mul", "%230 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k233_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k235_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k212_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k218_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k224_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k230_fused_relu_add_mul", "%258 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k233_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k235_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k209_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k212_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k218_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k224_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k287_fused_relu_add_add_mul", "%287 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k308_id", "%308 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k310_concat", "%310 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k313_im2col", "%313 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k315_matmul", "%315 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k124_permute", "%317 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k127_add", "%320 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%325 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k133_sub", "%326 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%331 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k139_mul", "%332 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k337_fused_add_mul", "%337 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k338_relu", "%338 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k340_id", "%340 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k342_concat", "%342 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k345_im2col", "%345 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k347_matmul", "%347 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k39_permute", "%349 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k42_add", "%352 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%357 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k48_sub", "%358 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%363 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k54_mul", "%364 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k369_fused_add_mul", "%369 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k370_relu", "%370 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k372_id", "%372 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k374_concat", "%374 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k377_im2col", "%377 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k379_matmul", "%379 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k11_permute", "%381 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k14_add", "%384 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k19_fused_scale_sum", "%389 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k20_sub", "%390 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k25_fused_rsqrt_addc_scale_sum", "%395 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k26_mul", "%396 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k401_fused_add_mul", "%401 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k402_relu", "%402 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k405_im2col", "%405 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k407_matmul", "%407 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k409_permute", "%409 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k412_add", "%412 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k418_fused_exp_neg_abs", "%418 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k419_addc", "%419 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k421_fused_add_sub_relu_mul", "%421 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k422_sum", "%422 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k423_scale", "%423 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k424_sum", "%424 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k425_scale", "%425 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k426_sum", "%426 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k429_fused_scale_sum_scale", "%429 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k430_sigmoid", "%430 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"k440_fused_addc_add_sum_sum", "%440 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k441_fused_div_addc_scale_sum", "%441 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k442_sum", "%442 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k445_fused_addc_neg_scale", "%445 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k448_add", "%448 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"k479_fill", "%479 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k483_fused_scale_neg", "%483 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k485_fused_div_id", "%485 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k487_fused_neg_mul", "%487 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k489_scale", "%489 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k493_fused_add_id_mul_id", "%493 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k499_scale", "%499 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k501_fused_scale_id", "%501 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k504_fused_scale_scale_id", "%504 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k505_id", "%505 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k518_fused_add_add_add_mul", "%518 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k422_sum", "%519 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k426_sum", "%521 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k522_sum", "%522 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k409_permute", "%525 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k527_matmul", "%527 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k528_matmul", "%528 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k530_col2im", "%530 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k532_fused_mul_step", "%532 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k533_sum", "%533 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k535_sum", "%535 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k536_sum", "%536 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k538_mul", "%538 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k539_mul", "%539 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k533_sum", "%540 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k535_sum", "%542 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k536_sum", "%543 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k553_fused_scale_mul_sum_mul", "%553 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k557_fused_add_mul_mul_id", "%557 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k560_fused_scale_sum_neg", "%560 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k562_fused_add_id", "%562 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k533_sum", "%564 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k535_sum", "%566 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k536_sum", "%567 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k570_permute", "%570 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k572_matmul", "%572 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k573_matmul", "%573 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k575_col2im", "%575 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k576_slice", "%576 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k579_sum", "%579 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k580_sum", "%580 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k583_fused_mul_step", "%583 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k584_sum", "%584 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k586_sum", "%586 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k587_sum", "%587 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k589_mul", "%589 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k590_mul", "%590 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k584_sum", "%591 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k586_sum", "%593 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k587_sum", "%594 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k604_fused_scale_mul_sum_mul", "%604 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k608_fused_add_mul_mul_id", "%608 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k611_fused_scale_sum_neg", "%611 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k613_fused_add_id", "%613 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k584_sum", "%615 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k586_sum", "%617 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k587_sum", "%618 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k621_permute", "%621 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k623_matmul", "%623 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k624_matmul", "%624 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k626_col2im", "%626 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k627_slice", "%627 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k630_sum", "%630 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k631_sum", "%631 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k634_fused_mul_step", "%634 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k635_sum", "%635 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k637_sum", "%637 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k638_sum", "%638 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k640_mul", "%640 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k641_mul", "%641 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k635_sum", "%642 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k637_sum", "%644 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k638_sum", "%645 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k655_fused_scale_mul_sum_mul", "%655 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k659_fused_add_mul_mul_id", "%659 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k662_fused_scale_sum_neg", "%662 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k664_fused_add_id", "%664 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k635_sum", "%666 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k637_sum", "%668 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k638_sum", "%669 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k672_permute", "%672 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k674_matmul", "%674 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k31_fused_relu_add_mul", "%32 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k59_fused_relu_add_mul", "%60 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k59_fused_relu_add_mul", "%88 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k116_fused_relu_add_add_mul", "%117 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k144_fused_relu_add_mul", "%145 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k144_fused_relu_add_mul", "%173 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k201_fused_relu_add_add_mul", "%202 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k229_fused_relu_add_mul", "%230 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k229_fused_relu_add_mul", "%258 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k286_fused_relu_add_add_mul", "%287 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k304_id", "%308 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k306_concat", "%310 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k309_im2col", "%313 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k311_matmul", "%315 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%317 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%320 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%325 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%326 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%331 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%332 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%337 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%338 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k336_id", "%340 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k338_concat", "%342 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k341_im2col", "%345 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k343_matmul", "%347 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%349 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%352 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%357 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%358 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%363 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%364 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%369 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%370 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k368_id", "%372 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k370_concat", "%374 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k373_im2col", "%377 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k375_matmul", "%379 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%381 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%384 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%389 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%390 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%395 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%396 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%401 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%402 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k401_im2col", "%405 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k403_matmul", "%407 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k405_permute", "%409 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k408_add", "%412 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k414_fused_exp_neg_abs", "%418 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k415_addc", "%419 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k417_fused_add_sub_relu_mul", "%421 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%422 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k419_scale", "%423 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k420_sum", "%424 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k421_scale", "%425 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k422_sum", "%426 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k425_fused_scale_sum_scale", "%429 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k426_sigmoid", "%430 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k436_fused_addc_add_sum_sum", "%440 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k437_fused_div_addc_scale_sum", "%441 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k306_sum", "%442 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k441_fused_addc_neg_scale", "%445 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%448 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%479 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k479_fused_scale_neg", "%483 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k481_fused_div_id", "%485 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k483_fused_neg_mul", "%487 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k485_scale", "%489 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k489_fused_add_id_mul_id", "%493 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k495_scale", "%499 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k497_fused_scale_id", "%501 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k500_fused_scale_scale_id", "%504 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k501_id", "%505 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k514_fused_add_add_add_mul", "%518 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%519 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k422_sum", "%521 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k518_sum", "%522 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k405_permute", "%525 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k523_matmul", "%527 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k524_matmul", "%528 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k526_col2im", "%530 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%532 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%533 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%535 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%536 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%538 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%539 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%540 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%542 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%543 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%553 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%557 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%560 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%562 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%564 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%566 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%567 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%570 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k568_matmul", "%572 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k569_matmul", "%573 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k571_col2im", "%575 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k572_slice", "%576 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k575_sum", "%579 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k576_sum", "%580 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%583 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%584 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%586 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%587 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%589 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%590 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%591 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%593 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%594 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%604 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%608 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%611 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%613 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%615 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%617 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%618 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%621 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k619_matmul", "%623 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k620_matmul", "%624 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k622_col2im", "%626 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k623_slice", "%627 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k626_sum", "%630 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k627_sum", "%631 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%634 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%635 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%637 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%638 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%640 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%641 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%642 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%644 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%645 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%655 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%659 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%662 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%664 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%666 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%668 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%669 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%672 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k670_matmul", "%674 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_seg = {228, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -2088,239 +260,239 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_fused_scale_addc(A + 157120, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 157120 + 131072*B, A + 157120, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 157120, (real *)P + 0, A + 157120 + 131072*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 157120 + 131072*B, A + 157120, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 157120, A + 157120 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 157120 + 262144*B, A + 157120, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 157120 + 131072*B, A + 157120, A + 157120 + 262144*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 157120 + 262144*B, A + 157120 + 131072*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 157120, A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k32_fused_relu_add_mul(A + 157120 + 294912*B, A + 157120, (real *)P + 320, (real *)P + 352, B)); /* %32 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 157120, A + 157120 + 294912*B, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 425984*B, (real *)P + 384, A + 157120, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 425984*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k60_fused_relu_add_mul(A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %60 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 157120, A + 157120 + 425984*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 458752*B, (real *)P + 9696, A + 157120, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 458752*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k60_fused_relu_add_mul(A + 157120 + 458752*B, A + 157120 + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %88 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 157120, A + 157120 + 458752*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 458752*B, (real *)P + 19008, A + 157120, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 458752*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k117_fused_relu_add_add_mul(A + 157120 + 163840*B, A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %117 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), k120_im2col(A + 157120, A + 157120 + 163840*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k122_matmul(A + 157120 + 73728*B, (real *)P + 28320, A + 157120, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120, A + 157120 + 73728*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k145_fused_relu_add_mul(A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 46816, (real *)P + 46880, B)); /* %145 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 157120, A + 157120 + 147456*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 157120 + 196608*B, (real *)P + 46944, A + 157120, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k145_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83872, (real *)P + 83936, B)); /* %173 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 157120 + 196608*B, (real *)P + 84000, A + 157120, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k202_fused_relu_add_add_mul(A + 157120 + 229376*B, A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 120928, (real *)P + 120992, B)); /* %202 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), k205_im2col(A + 157120, A + 157120 + 229376*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k207_matmul(A + 157120 + 196608*B, (real *)P + 121056, A + 157120, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 204800*B, A + 157120 + 196608*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 204800*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k230_fused_relu_add_mul(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %230 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 157120, A + 157120 + 204800*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 157120 + 196608*B, (real *)P + 195168, A + 157120, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k230_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 342752, (real *)P + 342880, B)); /* %258 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 157120 + 196608*B, (real *)P + 343008, A + 157120, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k287_fused_relu_add_add_mul(A + 157120 + 245760*B, A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 490592, (real *)P + 490720, B)); /* %287 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k308_id(A + 157120 + 196608*B, A + 157120 + 245760*B, B)); /* %308 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(92, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k310_concat(A + 157120, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %310 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(93, 0, sizeof(real)*((double)442368*B + (double)49152*B), k313_im2col(A + 157120 + 3244032*B, A + 157120, B)); /* %313 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(94, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k315_matmul(A + 157120 + 196608*B, (real *)P + 523872, A + 157120 + 3244032*B, B)); /* %315 matmul [64,256*B]  graphs/lib/unet.lua:16 */
-    CALL(95, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %317 permute [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 634464, B)); /* %320 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(97, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %325 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 4440064*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %326 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(99, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 4493312*B, A + 157120 + 4440064*B, B)); /* %331 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 4456448*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %332 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(101, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k337_fused_add_mul(A + 157120 + 4472832*B, A + 157120 + 4456448*B, (real *)P + 634528, (real *)P + 634592, B)); /* %337 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(102, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k338_relu(A + 157120, A + 157120 + 4472832*B, B)); /* %338 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(103, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k340_id(A + 157120 + 98304*B, A + 157120, B)); /* %340 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(104, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k342_concat(A + 157120, A + 157120 + 98304*B, A + 157120 + 163840*B, B)); /* %342 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(105, 0, sizeof(real)*((double)884736*B + (double)98304*B), k345_im2col(A + 157120 + 2359296*B, A + 157120, B)); /* %345 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(106, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k347_matmul(A + 157120, (real *)P + 634656, A + 157120 + 2359296*B, B)); /* %347 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(107, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120 + 32768*B, A + 157120, B)); /* %349 permute [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(108, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120, A + 157120 + 32768*B, (real *)P + 662304, B)); /* %352 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(109, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %357 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120 + 4341760*B, A + 157120, A + 157120 + 4489216*B, B)); /* %358 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 4493328*B, A + 157120 + 4341760*B, B)); /* %363 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 4374528*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %364 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k369_fused_add_mul(A + 157120 + 4407296*B, A + 157120 + 4374528*B, (real *)P + 662336, (real *)P + 662368, B)); /* %369 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(114, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k370_relu(A + 157120 + 131072*B, A + 157120 + 4407296*B, B)); /* %370 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(115, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k372_id(A + 157120, A + 157120 + 131072*B, B)); /* %372 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(116, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k374_concat(A + 157120 + 3686400*B, A + 157120, A + 157120 + 294912*B, B)); /* %374 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(117, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k377_im2col(A + 157120, A + 157120 + 3686400*B, B)); /* %377 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(118, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k379_matmul(A + 157120 + 3686400*B, (real *)P + 662400, A + 157120, B)); /* %379 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(119, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %381 permute [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 157120 + 3686400*B, A + 157120 + 3817472*B, (real *)P + 680832, B)); /* %384 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(121, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %389 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %390 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 157120 + 4493344*B, A + 157120 + 3817472*B, B)); /* %395 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %396 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(125, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k401_fused_add_mul(A + 157120 + 3948544*B, A + 157120 + 3686400*B, (real *)P + 680864, (real *)P + 680896, B)); /* %401 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(126, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k402_relu(A + 157120 + 4079616*B, A + 157120 + 3948544*B, B)); /* %402 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(127, 0, sizeof(real)*((double)131072*B + (double)131072*B), k405_im2col(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %405 im2col [32,4096*B]  graphs/seg.lua:52 */
-    CALL(128, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k407_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4210688*B, B)); /* %407 matmul [1,4096*B]  graphs/seg.lua:52 */
-    CALL(129, 0, sizeof(real)*((double)4096*B + (double)4096*B), k409_permute(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %409 permute [B,1,4096]  graphs/seg.lua:52 */
-    CALL(130, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k412_add(A + 157120 + 4079616*B, A + 157120 + 4083712*B, (real *)P + 680960, B)); /* %412 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(131, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), k418_fused_exp_neg_abs(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %418 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(132, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k419_addc(A + 157120 + 4087808*B, A + 157120 + 4083712*B, B)); /* %419 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(133, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k421_fused_add_sub_relu_mul(A + 157120 + 4091904*B, A + 157120 + 4079616*B, (real *)inputs[1], A + 157120 + 4087808*B, B)); /* %421 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(134, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k422_sum(A + 0, A + 157120 + 4091904*B, B)); /* %422 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(135, (double)4096, sizeof(real)*((double)4096 + (double)4096), k423_scale(A + 4096, A + 0, B)); /* %423 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(136, (double)4096, sizeof(real)*((double)4096 + (double)4096), k424_sum(A + 0, A + 4096)); /* %424 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(137, (double)4096, sizeof(real)*((double)4096 + (double)4096), k425_scale(A + 4096, A + 0)); /* %425 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(138, (double)4096, sizeof(real)*((double)64 + (double)4096), k426_sum(A + 0, A + 4096)); /* %426 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(139, (double)129, sizeof(real)*((double)1 + (double)64), k429_fused_scale_sum_scale(A + 64, A + 0)); /* %429 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k430_sigmoid(A + 157120 + 4091904*B, A + 157120 + 4079616*B, B)); /* %430 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(141, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), k440_fused_addc_add_sum_sum(A + 157120 + 4489216*B, A + 157120 + 4091904*B, (real *)inputs[1], B)); /* %440 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(142, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), k441_fused_div_addc_scale_sum(A + 157120 + 4489232*B, A + 157120 + 4091904*B, (real *)inputs[1], A + 157120 + 4489216*B, B)); /* %441 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(143, (double)B, sizeof(real)*((double)1 + (double)B), k442_sum(A + 0, A + 157120 + 4489232*B, B)); /* %442 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(144, (double)3, sizeof(real)*((double)1 + (double)1), k445_fused_addc_neg_scale(A + 16, A + 0, B)); /* %445 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(145, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k448_add(A + 157088, A + 64, A + 16)); /* %448 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 157120, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 157120 + 131072*B, A + 157120, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 157120, (real *)P + 0, A + 157120 + 131072*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 157120 + 131072*B, A + 157120, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 157120, A + 157120 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 157120 + 262144*B, A + 157120, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 157120 + 131072*B, A + 157120, A + 157120 + 262144*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 157120 + 262144*B, A + 157120 + 131072*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 157120, A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_k31_fused_relu_add_mul(A + 157120 + 294912*B, A + 157120, (real *)P + 320, (real *)P + 352, B)); /* %32 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 157120, A + 157120 + 294912*B, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 425984*B, (real *)P + 384, A + 157120, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 425984*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %60 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 157120, A + 157120 + 425984*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 458752*B, (real *)P + 9696, A + 157120, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 458752*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k59_fused_relu_add_mul(A + 157120 + 458752*B, A + 157120 + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %88 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 157120, A + 157120 + 458752*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 157120 + 458752*B, (real *)P + 19008, A + 157120, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120, A + 157120 + 458752*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120 + 32768*B, A + 157120, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_k116_fused_relu_add_add_mul(A + 157120 + 163840*B, A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %117 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 157120, A + 157120 + 163840*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 157120 + 73728*B, (real *)P + 28320, A + 157120, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120, A + 157120 + 73728*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 46816, (real *)P + 46880, B)); /* %145 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 157120, A + 157120 + 147456*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 157120 + 196608*B, (real *)P + 46944, A + 157120, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k144_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83872, (real *)P + 83936, B)); /* %173 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 157120 + 196608*B, (real *)P + 84000, A + 157120, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_k201_fused_relu_add_add_mul(A + 157120 + 229376*B, A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 120928, (real *)P + 120992, B)); /* %202 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 157120, A + 157120 + 229376*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 157120 + 196608*B, (real *)P + 121056, A + 157120, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 204800*B, A + 157120 + 196608*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 204800*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %230 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 157120, A + 157120 + 204800*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 157120 + 196608*B, (real *)P + 195168, A + 157120, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k229_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 342752, (real *)P + 342880, B)); /* %258 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 157120 + 196608*B, (real *)P + 343008, A + 157120, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_k286_fused_relu_add_add_mul(A + 157120 + 245760*B, A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 490592, (real *)P + 490720, B)); /* %287 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(91, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k304_id(A + 157120 + 196608*B, A + 157120 + 245760*B, B)); /* %308 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(92, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k306_concat(A + 157120, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %310 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(93, 0, sizeof(real)*((double)442368*B + (double)49152*B), seg_finetune_k309_im2col(A + 157120 + 3244032*B, A + 157120, B)); /* %313 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(94, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), seg_finetune_k311_matmul(A + 157120 + 196608*B, (real *)P + 523872, A + 157120 + 3244032*B, B)); /* %315 matmul [64,256*B]  graphs/lib/unet.lua:16 */
+    CALL(95, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %317 permute [B,64,256]  graphs/lib/unet.lua:16 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 634464, B)); /* %320 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(97, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %325 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 157120 + 4440064*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %326 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(99, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 157120 + 4493312*B, A + 157120 + 4440064*B, B)); /* %331 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 157120 + 4456448*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %332 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(101, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 157120 + 4472832*B, A + 157120 + 4456448*B, (real *)P + 634528, (real *)P + 634592, B)); /* %337 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(102, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 157120, A + 157120 + 4472832*B, B)); /* %338 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(103, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k336_id(A + 157120 + 98304*B, A + 157120, B)); /* %340 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(104, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k338_concat(A + 157120, A + 157120 + 98304*B, A + 157120 + 163840*B, B)); /* %342 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(105, 0, sizeof(real)*((double)884736*B + (double)98304*B), seg_finetune_k341_im2col(A + 157120 + 2359296*B, A + 157120, B)); /* %345 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(106, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), seg_finetune_k343_matmul(A + 157120, (real *)P + 634656, A + 157120 + 2359296*B, B)); /* %347 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(107, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 157120 + 32768*B, A + 157120, B)); /* %349 permute [B,32,1024]  graphs/lib/unet.lua:16 */
+    CALL(108, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 157120, A + 157120 + 32768*B, (real *)P + 662304, B)); /* %352 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(109, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %357 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(110, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 157120 + 4341760*B, A + 157120, A + 157120 + 4489216*B, B)); /* %358 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(111, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 157120 + 4493328*B, A + 157120 + 4341760*B, B)); /* %363 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 157120 + 4374528*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %364 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 157120 + 4407296*B, A + 157120 + 4374528*B, (real *)P + 662336, (real *)P + 662368, B)); /* %369 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(114, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 157120 + 131072*B, A + 157120 + 4407296*B, B)); /* %370 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(115, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k368_id(A + 157120, A + 157120 + 131072*B, B)); /* %372 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(116, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k370_concat(A + 157120 + 3686400*B, A + 157120, A + 157120 + 294912*B, B)); /* %374 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(117, 0, sizeof(real)*((double)2359296*B + (double)262144*B), seg_finetune_k373_im2col(A + 157120, A + 157120 + 3686400*B, B)); /* %377 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(118, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), seg_finetune_k375_matmul(A + 157120 + 3686400*B, (real *)P + 662400, A + 157120, B)); /* %379 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(119, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %381 permute [B,32,4096]  graphs/lib/unet.lua:16 */
+    CALL(120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 157120 + 3686400*B, A + 157120 + 3817472*B, (real *)P + 680832, B)); /* %384 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(121, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %389 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %390 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 157120 + 4493344*B, A + 157120 + 3817472*B, B)); /* %395 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %396 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(125, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 157120 + 3948544*B, A + 157120 + 3686400*B, (real *)P + 680864, (real *)P + 680896, B)); /* %401 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(126, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 157120 + 4079616*B, A + 157120 + 3948544*B, B)); /* %402 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k401_im2col(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %405 im2col [32,4096*B]  graphs/seg.lua:52 */
+    CALL(128, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), seg_finetune_k403_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4210688*B, B)); /* %407 matmul [1,4096*B]  graphs/seg.lua:52 */
+    CALL(129, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %409 permute [B,1,4096]  graphs/seg.lua:52 */
+    CALL(130, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), seg_finetune_k408_add(A + 157120 + 4079616*B, A + 157120 + 4083712*B, (real *)P + 680960, B)); /* %412 map:add [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(131, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k414_fused_exp_neg_abs(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %418 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(132, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k415_addc(A + 157120 + 4087808*B, A + 157120 + 4083712*B, B)); /* %419 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(133, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k417_fused_add_sub_relu_mul(A + 157120 + 4091904*B, A + 157120 + 4079616*B, (real *)inputs[1], A + 157120 + 4087808*B, B)); /* %421 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(134, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 157120 + 4091904*B, B)); /* %422 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(135, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k419_scale(A + 4096, A + 0, B)); /* %423 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(136, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k420_sum(A + 0, A + 4096)); /* %424 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(137, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k421_scale(A + 4096, A + 0)); /* %425 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(138, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 0, A + 4096)); /* %426 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(139, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k425_fused_scale_sum_scale(A + 64, A + 0)); /* %429 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k426_sigmoid(A + 157120 + 4091904*B, A + 157120 + 4079616*B, B)); /* %430 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(141, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k436_fused_addc_add_sum_sum(A + 157120 + 4489216*B, A + 157120 + 4091904*B, (real *)inputs[1], B)); /* %440 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(142, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k437_fused_div_addc_scale_sum(A + 157120 + 4489232*B, A + 157120 + 4091904*B, (real *)inputs[1], A + 157120 + 4489216*B, B)); /* %441 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(143, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 157120 + 4489232*B, B)); /* %442 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(144, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %445 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(145, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 157088, A + 64, A + 16)); /* %448 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(146, 0, sizeof(real)*((double)1), k479_fill(A + 0)); /* %479 fill []  graphs/seg.lua:52 */
-    CALL(147, (double)2, sizeof(real)*((double)1 + (double)1), k483_fused_scale_neg(A + 16, A + 0, B)); /* %483 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), k485_fused_div_id(A + 157120 + 4489248*B, A + 16, A + 157120 + 4489216*B, B)); /* %485 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(149, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), k487_fused_neg_mul(A + 157120 + 4489216*B, A + 157120 + 4489248*B, A + 157120 + 4489232*B, B)); /* %487 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(150, (double)B, sizeof(real)*((double)B + (double)B), k489_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %489 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(151, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), k493_fused_add_id_mul_id(A + 157120 + 4096000*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, (real *)inputs[1], B)); /* %493 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(152, (double)1, sizeof(real)*((double)1 + (double)1), k499_scale(A + 16, A + 0)); /* %499 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(153, (double)128, sizeof(real)*((double)64 + (double)1), k501_fused_scale_id(A + 4096, A + 16)); /* %501 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(154, (double)12288, sizeof(real)*((double)4096 + (double)64), k504_fused_scale_scale_id(A + 0, A + 4096, B)); /* %504 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(155, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k505_id(A + 157120 + 4100096*B, A + 0, B)); /* %505 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(156, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k518_fused_add_add_add_mul(A + 157120 + 4104192*B, A + 157120 + 4096000*B, A + 157120 + 4091904*B, A + 157120 + 4100096*B, A + 157120 + 4087808*B, A + 157120 + 4083712*B, A + 157120 + 4079616*B, (real *)inputs[1], B)); /* %518 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(157, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k422_sum(A + 0, A + 157120 + 4104192*B, B)); /* %519 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(158, (double)4096, sizeof(real)*((double)64 + (double)4096), k426_sum(A + 4096, A + 0)); /* %521 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(159, (double)64, sizeof(real)*((double)1 + (double)64), k522_sum(A + 157104, A + 4096)); /* %522 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(160, 0, sizeof(real)*((double)4096*B + (double)4096*B), k409_permute(A + 157120 + 4489216*B, A + 157120 + 4104192*B, B)); /* %525 permute [1,B,4096]  graphs/seg.lua:52 */
-    CALL(161, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), k527_matmul(A + 156864, A + 157120 + 4489216*B, A + 157120 + 4210688*B, B)); /* %527 matmul [1,32]  graphs/seg.lua:52 */
-    CALL(162, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k528_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4489216*B, B)); /* %528 matmul [32,4096*B]  graphs/seg.lua:52 */
-    CALL(163, 0, sizeof(real)*((double)131072*B + (double)131072*B), k530_col2im(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %530 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(164, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k532_fused_mul_step(A + 157120 + 4079616*B, A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %532 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(165, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 4079616*B, B)); /* %533 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(166, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %535 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(167, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156896, A + 131072)); /* %536 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(168, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k538_mul(A + 157120 + 3948544*B, A + 157120 + 4079616*B, (real *)P + 680864, B)); /* %538 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(169, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k539_mul(A + 157120 + 4210688*B, A + 157120 + 4079616*B, A + 157120 + 3686400*B, B)); /* %539 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(170, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 4210688*B, B)); /* %540 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(171, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %542 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(172, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156928, A + 131072)); /* %543 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(173, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k553_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3948544*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %553 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(174, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k557_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3948544*B, A + 157120 + 4493344*B, A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %557 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(175, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k560_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %560 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(176, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k562_fused_add_id(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %562 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(177, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 3817472*B, B)); /* %564 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(178, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %566 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(179, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156960, A + 131072)); /* %567 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(180, 0, sizeof(real)*((double)131072*B + (double)131072*B), k570_permute(A + 157120 + 3686400*B, A + 157120 + 3817472*B, B)); /* %570 permute [32,B,4096]  graphs/lib/unet.lua:16 */
-    CALL(181, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), k572_matmul(A + 138240, A + 157120 + 3686400*B, A + 157120, B)); /* %572 matmul [32,576]  graphs/lib/unet.lua:16 */
-    CALL(182, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k573_matmul(A + 157120, (real *)P + 662400, A + 157120 + 3686400*B, B)); /* %573 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(183, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k575_col2im(A + 157120 + 3686400*B, A + 157120, B)); /* %575 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(184, 0, sizeof(real)*((double)131072*B + (double)262144*B), k576_slice(A + 157120, A + 157120 + 3686400*B, B)); /* %576 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(185, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k579_sum(A + 157120 + 131072*B, A + 157120, B)); /* %579 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(186, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k580_sum(A + 157120, A + 157120 + 131072*B, B)); /* %580 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(187, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k583_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4407296*B, B)); /* %583 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(188, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120 + 3686400*B, B)); /* %584 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(189, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %586 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(190, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 156992, A + 32768)); /* %587 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(191, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k589_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, (real *)P + 662336, B)); /* %589 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(192, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k590_mul(A + 157120 + 3751936*B, A + 157120 + 3686400*B, A + 157120 + 4374528*B, B)); /* %590 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(193, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120 + 3751936*B, B)); /* %591 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(194, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %593 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(195, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 157024, A + 32768)); /* %594 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(196, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k604_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3719168*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %604 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(197, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k608_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3719168*B, A + 157120 + 4493328*B, A + 157120 + 4489216*B, A + 157120 + 4341760*B, B)); /* %608 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(198, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k611_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %611 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k613_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %613 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120, B)); /* %615 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %617 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 157056, A + 32768)); /* %618 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(203, 0, sizeof(real)*((double)32768*B + (double)32768*B), k621_permute(A + 157120 + 884736*B, A + 157120, B)); /* %621 permute [32,B,1024]  graphs/lib/unet.lua:16 */
-    CALL(204, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), k623_matmul(A + 110592, A + 157120 + 884736*B, A + 157120 + 2359296*B, B)); /* %623 matmul [32,864]  graphs/lib/unet.lua:16 */
-    CALL(205, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k624_matmul(A + 157120, (real *)P + 634656, A + 157120 + 884736*B, B)); /* %624 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(206, 0, sizeof(real)*((double)98304*B + (double)884736*B), k626_col2im(A + 157120 + 884736*B, A + 157120, B)); /* %626 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(207, 0, sizeof(real)*((double)65536*B + (double)98304*B), k627_slice(A + 157120, A + 157120 + 884736*B, B)); /* %627 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(208, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k630_sum(A + 157120 + 65536*B, A + 157120, B)); /* %630 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(209, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k631_sum(A + 157120, A + 157120 + 65536*B, B)); /* %631 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k634_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4472832*B, B)); /* %634 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120 + 3686400*B, B)); /* %635 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %637 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156672, A + 16384)); /* %638 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k640_mul(A + 157120 + 3702784*B, A + 157120 + 3686400*B, (real *)P + 634528, B)); /* %640 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k641_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4456448*B, B)); /* %641 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120 + 3719168*B, B)); /* %642 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %644 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156736, A + 16384)); /* %645 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k655_fused_scale_mul_sum_mul(A + 157120 + 4456448*B, A + 157120 + 3702784*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %655 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k659_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3702784*B, A + 157120 + 4493312*B, A + 157120 + 4456448*B, A + 157120 + 4440064*B, B)); /* %659 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k662_fused_scale_sum_neg(A + 157120 + 16384*B, A + 157120 + 3686400*B, B)); /* %662 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k664_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 16384*B, B)); /* %664 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120, B)); /* %666 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %668 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156800, A + 16384)); /* %669 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), k672_permute(A + 157120 + 16384*B, A + 157120, B)); /* %672 permute [64,B,256]  graphs/lib/unet.lua:16 */
-    CALL(227, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), k674_matmul(A + 0, A + 157120 + 16384*B, A + 157120 + 3244032*B, B)); /* %674 matmul [64,1728]  graphs/lib/unet.lua:16 */
+    CALL(146, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %479 fill []  graphs/seg.lua:52 */
+    CALL(147, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k479_fused_scale_neg(A + 16, A + 0, B)); /* %483 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k481_fused_div_id(A + 157120 + 4489248*B, A + 16, A + 157120 + 4489216*B, B)); /* %485 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(149, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k483_fused_neg_mul(A + 157120 + 4489216*B, A + 157120 + 4489248*B, A + 157120 + 4489232*B, B)); /* %487 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(150, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k485_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %489 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(151, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k489_fused_add_id_mul_id(A + 157120 + 4096000*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, (real *)inputs[1], B)); /* %493 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(152, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k495_scale(A + 16, A + 0)); /* %499 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(153, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k497_fused_scale_id(A + 4096, A + 16)); /* %501 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(154, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %504 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(155, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k501_id(A + 157120 + 4100096*B, A + 0, B)); /* %505 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(156, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k514_fused_add_add_add_mul(A + 157120 + 4104192*B, A + 157120 + 4096000*B, A + 157120 + 4091904*B, A + 157120 + 4100096*B, A + 157120 + 4087808*B, A + 157120 + 4083712*B, A + 157120 + 4079616*B, (real *)inputs[1], B)); /* %518 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(157, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 157120 + 4104192*B, B)); /* %519 reduce [1,1,64,64]  graphs/seg.lua:52 */
+    CALL(158, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 4096, A + 0)); /* %521 reduce [1,1,64]  graphs/seg.lua:52 */
+    CALL(159, (double)64, sizeof(real)*((double)1 + (double)64), seg_finetune_k518_sum(A + 157104, A + 4096)); /* %522 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(160, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 157120 + 4489216*B, A + 157120 + 4104192*B, B)); /* %525 permute [1,B,4096]  graphs/seg.lua:52 */
+    CALL(161, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k523_matmul(A + 156864, A + 157120 + 4489216*B, A + 157120 + 4210688*B, B)); /* %527 matmul [1,32]  graphs/seg.lua:52 */
+    CALL(162, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), seg_finetune_k524_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4489216*B, B)); /* %528 matmul [32,4096*B]  graphs/seg.lua:52 */
+    CALL(163, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k526_col2im(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %530 col2im [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(164, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 157120 + 4079616*B, A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %532 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(165, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 4079616*B, B)); /* %533 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(166, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %535 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(167, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156896, A + 131072)); /* %536 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(168, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 157120 + 3948544*B, A + 157120 + 4079616*B, (real *)P + 680864, B)); /* %538 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(169, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 157120 + 4210688*B, A + 157120 + 4079616*B, A + 157120 + 3686400*B, B)); /* %539 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(170, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 4210688*B, B)); /* %540 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(171, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %542 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(172, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156928, A + 131072)); /* %543 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(173, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3948544*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %553 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(174, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3948544*B, A + 157120 + 4493344*B, A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %557 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(175, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %560 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(176, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %562 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(177, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 157120 + 3817472*B, B)); /* %564 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(178, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %566 reduce [32,1,64]  graphs/lib/unet.lua:16 */
+    CALL(179, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 156960, A + 131072)); /* %567 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(180, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 157120 + 3686400*B, A + 157120 + 3817472*B, B)); /* %570 permute [32,B,4096]  graphs/lib/unet.lua:16 */
+    CALL(181, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), seg_finetune_k568_matmul(A + 138240, A + 157120 + 3686400*B, A + 157120, B)); /* %572 matmul [32,576]  graphs/lib/unet.lua:16 */
+    CALL(182, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), seg_finetune_k569_matmul(A + 157120, (real *)P + 662400, A + 157120 + 3686400*B, B)); /* %573 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(183, 0, sizeof(real)*((double)262144*B + (double)2359296*B), seg_finetune_k571_col2im(A + 157120 + 3686400*B, A + 157120, B)); /* %575 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(184, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k572_slice(A + 157120, A + 157120 + 3686400*B, B)); /* %576 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(185, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k575_sum(A + 157120 + 131072*B, A + 157120, B)); /* %579 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(186, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k576_sum(A + 157120, A + 157120 + 131072*B, B)); /* %580 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(187, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4407296*B, B)); /* %583 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(188, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120 + 3686400*B, B)); /* %584 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(189, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %586 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(190, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 156992, A + 32768)); /* %587 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(191, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, (real *)P + 662336, B)); /* %589 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(192, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 157120 + 3751936*B, A + 157120 + 3686400*B, A + 157120 + 4374528*B, B)); /* %590 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(193, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120 + 3751936*B, B)); /* %591 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(194, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %593 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(195, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 157024, A + 32768)); /* %594 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(196, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3719168*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %604 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(197, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3719168*B, A + 157120 + 4493328*B, A + 157120 + 4489216*B, A + 157120 + 4341760*B, B)); /* %608 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(198, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %611 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %613 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 157120, B)); /* %615 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %617 reduce [32,1,32]  graphs/lib/unet.lua:16 */
+    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 157056, A + 32768)); /* %618 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(203, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 157120 + 884736*B, A + 157120, B)); /* %621 permute [32,B,1024]  graphs/lib/unet.lua:16 */
+    CALL(204, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), seg_finetune_k619_matmul(A + 110592, A + 157120 + 884736*B, A + 157120 + 2359296*B, B)); /* %623 matmul [32,864]  graphs/lib/unet.lua:16 */
+    CALL(205, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), seg_finetune_k620_matmul(A + 157120, (real *)P + 634656, A + 157120 + 884736*B, B)); /* %624 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(206, 0, sizeof(real)*((double)98304*B + (double)884736*B), seg_finetune_k622_col2im(A + 157120 + 884736*B, A + 157120, B)); /* %626 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(207, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k623_slice(A + 157120, A + 157120 + 884736*B, B)); /* %627 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(208, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k626_sum(A + 157120 + 65536*B, A + 157120, B)); /* %630 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(209, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k627_sum(A + 157120, A + 157120 + 65536*B, B)); /* %631 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4472832*B, B)); /* %634 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120 + 3686400*B, B)); /* %635 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %637 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156672, A + 16384)); /* %638 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 157120 + 3702784*B, A + 157120 + 3686400*B, (real *)P + 634528, B)); /* %640 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4456448*B, B)); /* %641 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120 + 3719168*B, B)); /* %642 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %644 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156736, A + 16384)); /* %645 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 157120 + 4456448*B, A + 157120 + 3702784*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %655 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3702784*B, A + 157120 + 4493312*B, A + 157120 + 4456448*B, A + 157120 + 4440064*B, B)); /* %659 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 157120 + 16384*B, A + 157120 + 3686400*B, B)); /* %662 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 16384*B, B)); /* %664 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 157120, B)); /* %666 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %668 reduce [64,1,16]  graphs/lib/unet.lua:16 */
+    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 156800, A + 16384)); /* %669 reduce [64,1,1]  graphs/lib/unet.lua:16 */
+    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 157120 + 16384*B, A + 157120, B)); /* %672 permute [64,B,256]  graphs/lib/unet.lua:16 */
+    CALL(227, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), seg_finetune_k670_matmul(A + 0, A + 157120 + 16384*B, A + 157120 + 3244032*B, B)); /* %674 matmul [64,1728]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */

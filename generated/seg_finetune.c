@@ -11,2899 +11,455 @@
 #else
 #define GEMM cblas_sgemm
 #endif
-#include <tgmath.h>
-#include "kernel_math.h" /* exp_real, gelu_tanh, gelu_tanh_grad */
-
-/* k4_fused_scale_addc:
- *   %4 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
- *     + %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-static void k4_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
-}
-
-/* k7_im2col:
- *   %7 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k9_matmul:
- *   %9 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
-static void k9_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k11_permute:
- *   %11 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
- *   %377 permute [B,32,4096]   graphs/lib/unet.lua:16 */
-static void k11_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
-}
-
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %380 map:add [B,32,64,64]   graphs/lib/unet.lua:16 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
-}
-
-/* k19_fused_scale_sum:
- *   %19 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %385 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k19_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %386 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
-}
-
-/* k25_fused_rsqrt_addc_scale_sum:
- *   %25 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
- *   %391 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k25_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %392 map:mul [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
-}
-
-/* k31_fused_add_mul:
- *   %31 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *     + %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
- *   %397 fused:add_mul [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k31_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k32_relu:
- *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %398 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k32_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k35_im2col:
- *   %35 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k37_matmul:
- *   %37 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %65 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
- *   %93 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k39_permute:
- *   %39 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %67 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %95 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
- *   %345 permute [B,32,1024]   graphs/lib/unet.lua:16 */
-static void k39_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
-}
-
-/* k42_add:
- *   %42 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %70 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %98 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %348 map:add [B,32,32,32]   graphs/lib/unet.lua:16 */
-static void k42_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
-}
-
-/* k47_fused_scale_sum:
- *   %47 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %75 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %353 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k47_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k48_sub:
- *   %48 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %76 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %354 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k48_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
-}
-
-/* k53_fused_rsqrt_addc_scale_sum:
- *   %53 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %52 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %51 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %50 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %49 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
- *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %109 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %359 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k53_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k54_mul:
- *   %54 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %82 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %110 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %360 map:mul [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k54_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
-}
-
-/* k59_fused_add_mul:
- *   %59 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *     + %57 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
- *   %87 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %365 fused:add_mul [B,32,32,32]   graphs/lib/unet.lua:17 */
-static void k59_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k60_relu:
- *   %60 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %88 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %117 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %366 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
-static void k60_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k63_im2col:
- *   %63 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
- *   %91 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
-static void k63_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k116_fused_add_add_mul:
- *   %116 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
- *     + %113 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-static void k116_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k120_im2col:
- *   %120 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k120_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k122_matmul:
- *   %122 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
-static void k122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k124_permute:
- *   %124 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %152 permute [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %180 permute [B,64,256]   graphs/lib/image_encoder.lua:13
- *   %313 permute [B,64,256]   graphs/lib/unet.lua:16 */
-static void k124_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
-}
-
-/* k127_add:
- *   %127 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %155 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %183 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %316 map:add [B,64,16,16]   graphs/lib/unet.lua:16 */
-static void k127_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
-}
-
-/* k132_fused_scale_sum:
- *   %132 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %131 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %188 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %321 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k132_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k133_sub:
- *   %133 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %161 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %189 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %322 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k133_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
-}
-
-/* k138_fused_rsqrt_addc_scale_sum:
- *   %138 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %137 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %136 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %135 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %134 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
- *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %194 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %327 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
-static void k138_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
-}
-
-/* k139_mul:
- *   %139 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %167 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %195 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %328 map:mul [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k139_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
-}
-
-/* k144_fused_add_mul:
- *   %144 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *     + %142 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
- *   %172 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %333 fused:add_mul [B,64,16,16]   graphs/lib/unet.lua:17 */
-static void k144_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k145_relu:
- *   %145 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %173 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %202 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %334 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
-static void k145_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k148_im2col:
- *   %148 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
- *   %176 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k148_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k150_matmul:
- *   %150 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
- *   %178 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
-static void k150_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k201_fused_add_add_mul:
- *   %201 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
- *     + %198 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-static void k201_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k205_im2col:
- *   %205 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k205_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k207_matmul:
- *   %207 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
-static void k207_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k209_permute:
- *   %209 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %237 permute [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %265 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k209_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
-}
-
-/* k212_add:
- *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %240 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
-}
-
-/* k217_fused_scale_sum:
- *   %217 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %216 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *   %245 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %273 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k217_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k218_sub:
- *   %218 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %246 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %274 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k218_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
-}
-
-/* k223_fused_rsqrt_addc_scale_sum:
- *   %223 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *     + %222 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %221 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %220 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
- *     + %219 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
- *   %251 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %279 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k223_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
-}
-
-/* k224_mul:
- *   %224 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %252 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %280 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k224_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
-}
-
-/* k229_fused_add_mul:
- *   %229 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *     + %227 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
- *   %257 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
-static void k229_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
-}
-
-/* k230_relu:
- *   %230 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %258 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %287 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k230_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k233_im2col:
- *   %233 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
- *   %261 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k233_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k235_matmul:
- *   %235 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
- *   %263 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
-static void k235_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k286_fused_add_add_mul:
- *   %286 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
- *     + %283 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-static void k286_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
-}
-
-/* k304_id:
- *   %304 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-static void k304_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 8; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
-}
-
-/* k306_concat:
- *   %306 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-static void k306_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[i0*49152 + i1] = in0[i0*32768 + i1];
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
-}
-
-/* k309_im2col:
- *   %309 im2col [1728,256*B]   graphs/lib/unet.lua:16 */
-static void k309_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k311_matmul:
- *   %311 matmul [64,256*B]   graphs/lib/unet.lua:16 */
-static void k311_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 1728, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k336_id:
- *   %336 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-static void k336_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 16; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
-}
-
-/* k338_concat:
- *   %338 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-static void k338_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 65536; i1++)
-            out[i0*98304 + i1] = in0[i0*65536 + i1];
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
-}
-
-/* k341_im2col:
- *   %341 im2col [864,1024*B]   graphs/lib/unet.lua:16 */
-static void k341_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k343_matmul:
- *   %343 matmul [32,1024*B]   graphs/lib/unet.lua:16 */
-static void k343_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 864, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k368_id:
- *   %368 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-static void k368_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 1024*B; i0++)
-        for (long i1 = 0; i1 < 2; i1++)
-            for (long i2 = 0; i2 < 32; i2++)
-                for (long i3 = 0; i3 < 2; i3++)
-                    out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
-}
-
-/* k370_concat:
- *   %370 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-static void k370_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[i0*262144 + i1] = in0[i0*131072 + i1];
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
-}
-
-/* k373_im2col:
- *   %373 im2col [576,4096*B]   graphs/lib/unet.lua:16 */
-static void k373_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k375_matmul:
- *   %375 matmul [32,4096*B]   graphs/lib/unet.lua:16 */
-static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 576, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k401_im2col:
- *   %401 im2col [32,4096*B]   graphs/seg.lua:52 */
-static void k401_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            const real *xp = (in0) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }
-                        const real *xrow = xp + iy*W;
-                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;
-                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];
-                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;
-                    }
-                }
-        }
-}
-
-/* k403_matmul:
- *   %403 matmul [1,4096*B]   graphs/seg.lua:52 */
-static void k403_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096*B, 32, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k405_permute:
- *   %405 permute [B,1,4096]   graphs/seg.lua:52
- *   %521 permute [1,B,4096] (backward)  graphs/seg.lua:52 */
-static void k405_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0];
-}
-
-/* k408_add:
- *   %408 map:add [B,1,64,64]   graphs/seg.lua:52 */
-static void k408_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + in1[0];
-}
-
-/* k414_fused_exp_neg_abs:
- *   %414 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %413 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %412 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k414_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = exp_real((-(fabs((in0[i0])))));
-}
-
-/* k415_addc:
- *   %415 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k415_addc(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k417_fused_add_sub_relu_mul:
- *   %417 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
- *     + %411 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %409 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %410 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %416 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k417_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
-}
-
-/* k418_sum:
- *   %418 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %515 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
-static void k418_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (4096 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*4096;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
-        }
-}
-
-/* k419_scale:
- *   %419 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k419_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 4096; i0++)
-        out[i0] = in0[i0] * ((real)1/(real)(B));
-}
-
-/* k420_sum:
- *   %420 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k420_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (4096 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 1; j++) {
-                const real *row = in0 + (o*1 + j)*4096;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
-        }
-}
-
-/* k421_scale:
- *   %421 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k421_scale(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 4096; i0++)
-        out[i0] = in0[i0] * (real)1;
-}
-
-/* k422_sum:
- *   %422 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %517 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
-static void k422_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k425_fused_scale_sum_scale:
- *   %425 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
- *     + %424 reduce [1,1,1,1]  graphs/lib/unet.lua:31
- *     + %423 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-static void k425_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625; out[0] = (r1) * (real)0.015625; }
-}
-
-/* k426_sigmoid:
- *   %426 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
-static void k426_sigmoid(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)1 / ((real)1 + exp_real(-in0[i0]));
-}
-
-/* k436_fused_addc_add_sum_sum:
- *   %436 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
- *     + %435 map:add [B,1]  graphs/lib/unet.lua:35
- *     + %433 reduce [B,1]  graphs/lib/unet.lua:35
- *     + %434 reduce [B,1]  graphs/lib/unet.lua:35 */
-static void k436_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; real r2 = (real)0; for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1]; out[i0] = ((r1) + (r2)) + (real)1; }
-}
-
-/* k437_fused_div_addc_scale_sum:
- *   %437 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
- *     + %432 map:addc [B,1]  graphs/lib/unet.lua:35
- *     + %431 map:scale [B,1]  graphs/lib/unet.lua:35
- *     + %430 reduce [B,1]  graphs/lib/unet.lua:34
- *     + %429 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-static void k437_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]); }
-}
-
-/* k438_sum:
- *   %438 reduce [1,1]   graphs/lib/unet.lua:36 */
-static void k438_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k441_fused_addc_neg_scale:
- *   %441 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
- *     + %440 map:neg [1,1]  graphs/lib/unet.lua:36
- *     + %439 map:scale [1,1]  graphs/lib/unet.lua:36 */
-static void k441_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
-}
-
-/* k444_add:
- *   %444 map:add []   graphs/lib/unet.lua:37 */
-static void k444_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k475_fill:
- *   %475 fill [] (backward)  graphs/seg.lua:52 */
-static void k475_fill(real *restrict out) {
-    for (long i = 0; i < 1; i++) out[i] = (real)1;
-}
-
-/* k479_fused_scale_neg:
- *   %479 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
- *     + %478 map:neg [1,1]  graphs/lib/unet.lua:36 */
-static void k479_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
-    out[0] = (-(in0[0])) * ((real)1/(real)(B));
-}
-
-/* k481_fused_div_id:
- *   %481 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %480 map:id [B,1]  graphs/lib/unet.lua:36 */
-static void k481_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = ((in0[0])) / (in1[i0]);
-}
-
-/* k483_fused_neg_mul:
- *   %483 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
- *     + %482 map:mul [B,1]  graphs/lib/unet.lua:35 */
-static void k483_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -((in0[i0]) * (in1[i0]));
-}
-
-/* k485_scale:
- *   %485 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k485_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k489_fused_add_id_mul_id:
- *   %489 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
- *     + %484 map:id [B,4096]  graphs/lib/unet.lua:35
- *     + %487 map:mul [B,4096]  graphs/lib/unet.lua:34
- *     + %486 map:id [B,4096]  graphs/lib/unet.lua:34 */
-static void k489_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
-}
-
-/* k495_scale:
- *   %495 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-static void k495_scale(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] * (real)0.015625;
-}
-
-/* k497_fused_scale_id:
- *   %497 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
- *     + %496 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
-static void k497_fused_scale_id(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(64) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = ((in0[0])) * (real)0.015625;
-}
-
-/* k500_fused_scale_scale_id:
- *   %500 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %499 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
- *     + %498 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
-static void k500_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
-}
-
-/* k501_id:
- *   %501 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k501_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i1];
-}
-
-/* k514_fused_add_add_add_mul:
- *   %514 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *     + %511 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %507 map:add [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %494 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %493 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %492 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %491 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
- *     + %506 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %504 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %503 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %502 map:div [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %505 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %509 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %508 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %513 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
- *     + %512 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
-static void k514_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
-}
-
-/* k518_sum:
- *   %518 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-static void k518_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(64) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k523_matmul:
- *   %523 matmul [1,32] (backward)  graphs/seg.lua:52 */
-static void k523_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 32);
-}
-
-/* k524_matmul:
- *   %524 matmul [32,4096*B] (backward)  graphs/seg.lua:52 */
-static void k524_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096*B, 1, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k526_col2im:
- *   %526 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
-static void k526_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k528_fused_mul_step:
- *   %528 fused:mul_step [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *     + %527 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
-static void k528_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k529_sum:
- *   %529 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %536 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %560 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16
- *   %1093 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1100 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1124 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k529_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (131072 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*131072;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
-        }
-}
-
-/* k531_sum:
- *   %531 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %538 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %562 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16
- *   %1095 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1102 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1126 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k531_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 64; j++) {
-                const real *row = in0 + (o*64 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k532_sum:
- *   %532 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %539 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %563 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
- *   %1096 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1103 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1127 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k532_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(2048) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k534_mul:
- *   %534 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %1098 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k534_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
-}
-
-/* k535_mul:
- *   %535 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %1099 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k535_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k549_fused_scale_mul_sum_mul:
- *   %549 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %548 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %544 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %543 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %547 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %546 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %545 map:square [B,8,1]  graphs/lib/unet.lua:17
- *   %1113 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k549_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
-}
-
-/* k553_fused_add_mul_mul_id:
- *   %553 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *     + %542 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %552 map:mul [B,8,16384]  graphs/lib/unet.lua:17
- *     + %550 map:id [B,8,16384]  graphs/lib/unet.lua:17
- *     + %551 map:scale [B,8,16384]  graphs/lib/unet.lua:17
- *   %1117 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k553_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
-}
-
-/* k556_fused_scale_sum_neg:
- *   %556 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %555 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %554 map:neg [B,8,16384]  graphs/lib/unet.lua:17
- *   %1120 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k556_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
-}
-
-/* k558_fused_add_id:
- *   %558 fused:add_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *     + %557 map:id [B,8,16384]  graphs/lib/unet.lua:17
- *   %1122 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k558_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
-}
-
-/* k566_permute:
- *   %566 permute [32,B,4096] (backward)  graphs/lib/unet.lua:16
- *   %1130 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k566_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
-}
-
-/* k568_matmul:
- *   %568 matmul [32,576] (backward)  graphs/lib/unet.lua:16 */
-static void k568_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 576);
-}
-
-/* k569_matmul:
- *   %569 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16 */
-static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096*B, 32, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
-}
-
-/* k571_col2im:
- *   %571 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k571_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(262144*B));
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k572_slice:
- *   %572 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k572_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[i0*131072 + i1] = in0[i0*262144 + i1];
-}
-
-/* k573_slice:
- *   %573 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k573_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 131072; i1++)
-            out[i0*131072 + i1] = in0[131072 + i0*262144 + i1];
-}
-
-/* k575_sum:
- *   %575 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-static void k575_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (64 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
-    for (long o = 0; o < 1024*B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 2; j++) {
-                const real *row = in0 + (o*2 + j)*64;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
-        }
-}
-
-/* k576_sum:
- *   %576 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-static void k576_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(65536*B) > 32768)
-    for (long o = 0; o < 32768*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2;
-        for (long j = 0; j < 2; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k579_fused_mul_step:
- *   %579 fused:mul_step [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *     + %578 map:step [B,32,32,32]  graphs/lib/unet.lua:17
- *   %1000 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k579_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k580_sum:
- *   %580 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %587 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %611 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16
- *   %956 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %963 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %987 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k580_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32768 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*32768;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
-        }
-}
-
-/* k582_sum:
- *   %582 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %589 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %613 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16
- *   %958 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %965 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %989 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k582_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
-    for (long o = 0; o < 32; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 32; j++) {
-                const real *row = in0 + (o*32 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k583_sum:
- *   %583 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %590 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %614 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
- *   %959 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %966 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %990 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k583_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 32; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*32;
-        for (long j = 0; j < 32; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k585_mul:
- *   %585 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %961 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1006 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1052 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k585_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
-}
-
-/* k586_mul:
- *   %586 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %962 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1007 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1053 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k586_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k600_fused_scale_mul_sum_mul:
- *   %600 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %599 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %595 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %594 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %598 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %597 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %596 map:square [B,8,1]  graphs/lib/unet.lua:17
- *   %976 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1021 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1067 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k600_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
-}
-
-/* k604_fused_add_mul_mul_id:
- *   %604 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *     + %593 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %603 map:mul [B,8,4096]  graphs/lib/unet.lua:17
- *     + %601 map:id [B,8,4096]  graphs/lib/unet.lua:17
- *     + %602 map:scale [B,8,4096]  graphs/lib/unet.lua:17
- *   %980 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1025 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1071 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k604_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
-}
-
-/* k607_fused_scale_sum_neg:
- *   %607 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %606 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %605 map:neg [B,8,4096]  graphs/lib/unet.lua:17
- *   %983 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1028 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1074 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k607_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
-}
-
-/* k609_fused_add_id:
- *   %609 fused:add_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *     + %608 map:id [B,8,4096]  graphs/lib/unet.lua:17
- *   %985 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1030 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1076 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k609_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
-}
-
-/* k617_permute:
- *   %617 permute [32,B,1024] (backward)  graphs/lib/unet.lua:16
- *   %993 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1038 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1084 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k617_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
-}
-
-/* k619_matmul:
- *   %619 matmul [32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k619_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 864);
-}
-
-/* k620_matmul:
- *   %620 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16 */
-static void k620_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024*B, 32, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k622_col2im:
- *   %622 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k622_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(98304*B));
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k623_slice:
- *   %623 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k623_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 65536; i1++)
-            out[i0*65536 + i1] = in0[i0*98304 + i1];
-}
-
-/* k624_slice:
- *   %624 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k624_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[i0*32768 + i1] = in0[65536 + i0*98304 + i1];
-}
-
-/* k626_sum:
- *   %626 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-static void k626_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (32 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
-    for (long o = 0; o < 1024*B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 2; j++) {
-                const real *row = in0 + (o*2 + j)*32;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
-        }
-}
-
-/* k627_sum:
- *   %627 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-static void k627_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 16384*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2;
-        for (long j = 0; j < 2; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k630_fused_mul_step:
- *   %630 fused:mul_step [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *     + %629 map:step [B,64,16,16]  graphs/lib/unet.lua:17
- *   %863 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k630_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k631_sum:
- *   %631 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %638 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %662 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16
- *   %819 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %826 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %850 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k631_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16384 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*16384;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
-        }
-}
-
-/* k633_sum:
- *   %633 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %640 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %664 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16
- *   %821 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %828 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %852 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k633_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
-    for (long o = 0; o < 64; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 16; j++) {
-                const real *row = in0 + (o*16 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k634_sum:
- *   %634 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %641 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %665 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16
- *   %822 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %829 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %853 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k634_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 64; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16;
-        for (long j = 0; j < 16; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k636_mul:
- *   %636 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %824 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %869 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %915 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k636_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 64; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
-}
-
-/* k637_mul:
- *   %637 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %825 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %870 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %916 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k637_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k651_fused_scale_mul_sum_mul:
- *   %651 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %650 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %646 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %645 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %649 map:scale [B,8,1]  graphs/lib/unet.lua:17
- *     + %648 map:mul [B,8,1]  graphs/lib/unet.lua:17
- *     + %647 map:square [B,8,1]  graphs/lib/unet.lua:17
- *   %839 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %884 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %930 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k651_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
-}
-
-/* k655_fused_add_mul_mul_id:
- *   %655 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *     + %644 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %654 map:mul [B,8,2048]  graphs/lib/unet.lua:17
- *     + %652 map:id [B,8,2048]  graphs/lib/unet.lua:17
- *     + %653 map:scale [B,8,2048]  graphs/lib/unet.lua:17
- *   %843 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %888 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %934 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k655_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
-}
-
-/* k658_fused_scale_sum_neg:
- *   %658 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
- *     + %657 reduce [B,8,1]  graphs/lib/unet.lua:17
- *     + %656 map:neg [B,8,2048]  graphs/lib/unet.lua:17
- *   %846 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %891 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %937 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k658_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
-}
-
-/* k660_fused_add_id:
- *   %660 fused:add_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *     + %659 map:id [B,8,2048]  graphs/lib/unet.lua:17
- *   %848 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %893 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %939 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k660_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
-}
-
-/* k668_permute:
- *   %668 permute [64,B,256] (backward)  graphs/lib/unet.lua:16
- *   %856 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %901 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
- *   %947 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k668_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 256; i2++)
-                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
-}
-
-/* k670_matmul:
- *   %670 matmul [64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k670_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 1728);
-}
-
-/* k671_matmul:
- *   %671 matmul [1728,256*B] (backward)  graphs/lib/unet.lua:16 */
-static void k671_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1728, 256*B, 64, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k673_col2im:
- *   %673 col2im [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
-static void k673_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(49152*B));
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k674_slice:
- *   %674 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
-static void k674_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 32768; i1++)
-            out[i0*32768 + i1] = in0[i0*49152 + i1];
-}
-
-/* k675_slice:
- *   %675 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
-static void k675_slice(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[32768 + i0*49152 + i1];
-}
-
-/* k677_sum:
- *   %677 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
-static void k677_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (16 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
-    for (long o = 0; o < 1024*B; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 2; j++) {
-                const real *row = in0 + (o*2 + j)*16;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
-        }
-}
-
-/* k678_sum:
- *   %678 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
-static void k678_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8192*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2;
-        for (long j = 0; j < 2; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k681_fused_mul_step:
- *   %681 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *     + %680 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %726 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
-static void k681_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k682_sum:
- *   %682 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %689 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %713 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %727 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %734 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %758 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k682_sum(real *restrict out, const real *restrict in0, long B) {
-    const long nblk = (8192 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < B; j++) {
-                const real *row = in0 + (o*B + j)*8192;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
-        }
-}
-
-/* k684_sum:
- *   %684 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %691 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %715 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %729 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %736 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %760 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k684_sum(real *restrict out, const real *restrict in0) {
-    const long nblk = (8 + 255) / 256;
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 128; o++)
-        for (long b = 0; b < nblk; b++) {
-            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
-            real a[256];
-            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
-            for (long j = 0; j < 8; j++) {
-                const real *row = in0 + (o*8 + j)*8;
-                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
-            }
-            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
-        }
-}
-
-/* k685_sum:
- *   %685 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %692 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %716 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %730 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %737 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %761 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 3 more */
-static void k685_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(1024) > 32768)
-    for (long o = 0; o < 128; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*8;
-        for (long j = 0; j < 8; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k687_mul:
- *   %687 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %732 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %778 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k687_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
-}
-
-/* k688_mul:
- *   %688 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %733 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %779 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k688_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k702_fused_scale_mul_sum_mul:
- *   %702 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %701 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %697 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %696 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %700 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %699 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %698 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
- *   %747 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %793 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k702_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
-}
-
-/* k706_fused_add_mul_mul_id:
- *   %706 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %695 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %705 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %703 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *     + %704 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %751 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %797 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k706_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
-}
-
-/* k709_fused_scale_sum_neg:
- *   %709 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *     + %708 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
- *     + %707 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %754 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %800 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k709_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
-}
-
-/* k711_fused_add_id:
- *   %711 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *     + %710 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
- *   %756 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %802 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k711_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
-}
-
-/* k719_permute:
- *   %719 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %764 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %810 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k719_permute(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 64; i2++)
-                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
-}
-
-/* k721_matmul:
- *   %721 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %766 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
-}
-
-/* k722_matmul:
- *   %722 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %767 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k722_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k724_col2im:
- *   %724 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %769 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k724_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k772_fused_mul_add_step:
- *   %772 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
- *     + %770 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
- *     + %771 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-static void k772_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k812_matmul:
- *   %812 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k812_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
-}
-
-/* k813_matmul:
- *   %813 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k813_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
-}
-
-/* k815_col2im:
- *   %815 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k815_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k818_fused_mul_add_step:
- *   %818 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *     + %816 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
- *     + %817 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %909 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k818_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k858_matmul:
- *   %858 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %903 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k858_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
-}
-
-/* k859_matmul:
- *   %859 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %904 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k859_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k861_col2im:
- *   %861 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %906 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k861_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k949_matmul:
- *   %949 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k949_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
-}
-
-/* k950_matmul:
- *   %950 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k950_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
-}
-
-/* k952_col2im:
- *   %952 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k952_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k955_fused_mul_add_step:
- *   %955 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *     + %953 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
- *     + %954 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %1046 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k955_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k995_matmul:
- *   %995 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1040 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1086 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k995_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
-}
-
-/* k996_matmul:
- *   %996 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
- *   %1041 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
- *   %1087 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k996_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
-}
-
-/* k998_col2im:
- *   %998 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1043 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k998_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1089_col2im:
- *   %1089 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1089_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
-    (void)KC; (void)NB;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    const real *cp = (in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
-                    /* columns ox with 0 <= ox*S - P + kx < W */
-                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;
-                    if (hi > WO) hi = WO;
-                    if (lo > hi) lo = hi;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        const real *crow = cp + oy*WO;
-                        if (iy < 0 || iy >= H) continue;
-                        real *xrow = xp + iy*W;
-                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];
-                    }
-                }
-        }
-}
-
-/* k1092_fused_mul_add_step:
- *   %1092 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %1090 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
- *     + %1091 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-static void k1092_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* k1132_matmul:
- *   %1132 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1132_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
-}
+#include "kernels.h" /* the kernels, shared by every generated graph */
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
 static reclf_prof_entry prof[444] = {
-    {"k4_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k7_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k9_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k19_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k31_fused_add_mul", "%31 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k48_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k54_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_fused_add_mul", "%59 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k60_relu", "%60 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k63_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k39_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k48_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k54_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k59_fused_add_mul", "%87 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k60_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k63_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k39_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k48_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k54_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_fused_add_add_mul", "%116 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k60_relu", "%117 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k120_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k122_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k127_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k133_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k139_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_fused_add_mul", "%144 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k145_relu", "%145 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k148_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k150_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k124_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k127_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k133_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k139_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k144_fused_add_mul", "%172 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k145_relu", "%173 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k148_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k150_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k127_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k133_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k139_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_fused_add_add_mul", "%201 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k145_relu", "%202 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k205_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k207_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k212_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k218_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k224_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_fused_add_mul", "%229 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k230_relu", "%230 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k233_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k235_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k209_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k212_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k218_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k224_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k229_fused_add_mul", "%257 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k230_relu", "%258 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k233_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k235_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k209_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k212_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k217_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k218_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k223_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k224_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k286_fused_add_add_mul", "%286 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k230_relu", "%287 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k304_id", "%304 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k306_concat", "%306 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k309_im2col", "%309 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k311_matmul", "%311 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k124_permute", "%313 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k127_add", "%316 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k132_fused_scale_sum", "%321 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k133_sub", "%322 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k138_fused_rsqrt_addc_scale_sum", "%327 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k139_mul", "%328 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k144_fused_add_mul", "%333 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k145_relu", "%334 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k336_id", "%336 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k338_concat", "%338 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k341_im2col", "%341 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k343_matmul", "%343 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k39_permute", "%345 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k42_add", "%348 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k47_fused_scale_sum", "%353 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k48_sub", "%354 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k53_fused_rsqrt_addc_scale_sum", "%359 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k54_mul", "%360 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k59_fused_add_mul", "%365 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k60_relu", "%366 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k368_id", "%368 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k370_concat", "%370 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k373_im2col", "%373 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%375 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k11_permute", "%377 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k14_add", "%380 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k19_fused_scale_sum", "%385 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k20_sub", "%386 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k25_fused_rsqrt_addc_scale_sum", "%391 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k26_mul", "%392 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k31_fused_add_mul", "%397 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k32_relu", "%398 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k401_im2col", "%401 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k403_matmul", "%403 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k405_permute", "%405 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k408_add", "%408 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k414_fused_exp_neg_abs", "%414 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k415_addc", "%415 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k417_fused_add_sub_relu_mul", "%417 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k418_sum", "%418 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k419_scale", "%419 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k420_sum", "%420 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k421_scale", "%421 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k422_sum", "%422 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k425_fused_scale_sum_scale", "%425 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k426_sigmoid", "%426 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"k436_fused_addc_add_sum_sum", "%436 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k437_fused_div_addc_scale_sum", "%437 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k438_sum", "%438 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k441_fused_addc_neg_scale", "%441 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k444_add", "%444 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"k475_fill", "%475 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k479_fused_scale_neg", "%479 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k481_fused_div_id", "%481 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k483_fused_neg_mul", "%483 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k485_scale", "%485 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k489_fused_add_id_mul_id", "%489 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k495_scale", "%495 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k497_fused_scale_id", "%497 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k500_fused_scale_scale_id", "%500 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k501_id", "%501 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k514_fused_add_add_add_mul", "%514 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k418_sum", "%515 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k422_sum", "%517 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k518_sum", "%518 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k405_permute", "%521 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k523_matmul", "%523 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k524_matmul", "%524 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k526_col2im", "%526 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k528_fused_mul_step", "%528 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k529_sum", "%529 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k531_sum", "%531 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k534_mul", "%534 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k535_mul", "%535 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k529_sum", "%536 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k531_sum", "%538 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k532_sum", "%539 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k549_fused_scale_mul_sum_mul", "%549 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k553_fused_add_mul_mul_id", "%553 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k556_fused_scale_sum_neg", "%556 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k558_fused_add_id", "%558 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k529_sum", "%560 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k531_sum", "%562 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k532_sum", "%563 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k566_permute", "%566 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k568_matmul", "%568 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k569_matmul", "%569 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k571_col2im", "%571 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k572_slice", "%572 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k573_slice", "%573 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k575_sum", "%575 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k576_sum", "%576 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k579_fused_mul_step", "%579 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k580_sum", "%580 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k582_sum", "%582 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k583_sum", "%583 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k585_mul", "%585 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k586_mul", "%586 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k580_sum", "%587 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k582_sum", "%589 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k583_sum", "%590 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k600_fused_scale_mul_sum_mul", "%600 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k604_fused_add_mul_mul_id", "%604 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k607_fused_scale_sum_neg", "%607 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k609_fused_add_id", "%609 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k580_sum", "%611 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k582_sum", "%613 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k583_sum", "%614 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k617_permute", "%617 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k619_matmul", "%619 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k620_matmul", "%620 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k622_col2im", "%622 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k623_slice", "%623 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k624_slice", "%624 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k626_sum", "%626 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k627_sum", "%627 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k630_fused_mul_step", "%630 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k631_sum", "%631 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k633_sum", "%633 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k634_sum", "%634 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k636_mul", "%636 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k637_mul", "%637 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k631_sum", "%638 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k633_sum", "%640 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k634_sum", "%641 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k651_fused_scale_mul_sum_mul", "%651 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k655_fused_add_mul_mul_id", "%655 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k658_fused_scale_sum_neg", "%658 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k660_fused_add_id", "%660 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k631_sum", "%662 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k633_sum", "%664 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k634_sum", "%665 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k668_permute", "%668 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k670_matmul", "%670 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k671_matmul", "%671 matmul [1728,256*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k673_col2im", "%673 col2im [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k674_slice", "%674 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k675_slice", "%675 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k677_sum", "%677 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k678_sum", "%678 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k681_fused_mul_step", "%681 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k682_sum", "%682 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k684_sum", "%684 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k685_sum", "%685 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k687_mul", "%687 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k688_mul", "%688 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k682_sum", "%689 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k684_sum", "%691 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k685_sum", "%692 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k702_fused_scale_mul_sum_mul", "%702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k706_fused_add_mul_mul_id", "%706 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k709_fused_scale_sum_neg", "%709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k711_fused_add_id", "%711 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k682_sum", "%713 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k684_sum", "%715 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k685_sum", "%716 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k719_permute", "%719 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k721_matmul", "%721 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k722_matmul", "%722 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k724_col2im", "%724 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k681_fused_mul_step", "%726 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k682_sum", "%727 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k684_sum", "%729 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k685_sum", "%730 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k687_mul", "%732 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k688_mul", "%733 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k682_sum", "%734 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k684_sum", "%736 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k685_sum", "%737 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k702_fused_scale_mul_sum_mul", "%747 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k706_fused_add_mul_mul_id", "%751 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k709_fused_scale_sum_neg", "%754 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k711_fused_add_id", "%756 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k682_sum", "%758 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k684_sum", "%760 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k685_sum", "%761 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k719_permute", "%764 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k721_matmul", "%766 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k722_matmul", "%767 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k724_col2im", "%769 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k772_fused_mul_add_step", "%772 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k682_sum", "%773 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k684_sum", "%775 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k685_sum", "%776 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k687_mul", "%778 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k688_mul", "%779 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k682_sum", "%780 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k684_sum", "%782 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k685_sum", "%783 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k702_fused_scale_mul_sum_mul", "%793 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k706_fused_add_mul_mul_id", "%797 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k709_fused_scale_sum_neg", "%800 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k711_fused_add_id", "%802 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k682_sum", "%804 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k684_sum", "%806 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k685_sum", "%807 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k719_permute", "%810 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k812_matmul", "%812 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k813_matmul", "%813 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k815_col2im", "%815 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k818_fused_mul_add_step", "%818 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k631_sum", "%819 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k633_sum", "%821 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k634_sum", "%822 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k636_mul", "%824 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k637_mul", "%825 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k631_sum", "%826 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k633_sum", "%828 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k634_sum", "%829 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k651_fused_scale_mul_sum_mul", "%839 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k655_fused_add_mul_mul_id", "%843 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k658_fused_scale_sum_neg", "%846 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k660_fused_add_id", "%848 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k631_sum", "%850 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k633_sum", "%852 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k634_sum", "%853 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k668_permute", "%856 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k858_matmul", "%858 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k859_matmul", "%859 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k861_col2im", "%861 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k630_fused_mul_step", "%863 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k631_sum", "%864 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k633_sum", "%866 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k634_sum", "%867 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k636_mul", "%869 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k637_mul", "%870 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k631_sum", "%871 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k633_sum", "%873 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k634_sum", "%874 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k651_fused_scale_mul_sum_mul", "%884 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k655_fused_add_mul_mul_id", "%888 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k658_fused_scale_sum_neg", "%891 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k660_fused_add_id", "%893 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k631_sum", "%895 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k633_sum", "%897 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k634_sum", "%898 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k668_permute", "%901 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k858_matmul", "%903 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k859_matmul", "%904 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k861_col2im", "%906 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k818_fused_mul_add_step", "%909 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k631_sum", "%910 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k633_sum", "%912 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k634_sum", "%913 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k636_mul", "%915 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k637_mul", "%916 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k631_sum", "%917 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k633_sum", "%919 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k634_sum", "%920 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k651_fused_scale_mul_sum_mul", "%930 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k655_fused_add_mul_mul_id", "%934 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k658_fused_scale_sum_neg", "%937 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k660_fused_add_id", "%939 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k631_sum", "%941 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k633_sum", "%943 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k634_sum", "%944 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k668_permute", "%947 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k949_matmul", "%949 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k950_matmul", "%950 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k952_col2im", "%952 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k955_fused_mul_add_step", "%955 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k580_sum", "%956 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k582_sum", "%958 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k583_sum", "%959 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k585_mul", "%961 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k586_mul", "%962 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k580_sum", "%963 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k582_sum", "%965 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k583_sum", "%966 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k600_fused_scale_mul_sum_mul", "%976 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k604_fused_add_mul_mul_id", "%980 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k607_fused_scale_sum_neg", "%983 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k609_fused_add_id", "%985 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k580_sum", "%987 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k582_sum", "%989 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k583_sum", "%990 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k617_permute", "%993 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k995_matmul", "%995 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k996_matmul", "%996 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k998_col2im", "%998 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k579_fused_mul_step", "%1000 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1001 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1003 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1004 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k585_mul", "%1006 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k586_mul", "%1007 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1008 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1010 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1011 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k600_fused_scale_mul_sum_mul", "%1021 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k604_fused_add_mul_mul_id", "%1025 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k607_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k609_fused_add_id", "%1030 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1032 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1034 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1035 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k617_permute", "%1038 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k995_matmul", "%1040 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k996_matmul", "%1041 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k998_col2im", "%1043 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k955_fused_mul_add_step", "%1046 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1047 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1049 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1050 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k585_mul", "%1052 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k586_mul", "%1053 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1054 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1056 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1057 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k600_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k604_fused_add_mul_mul_id", "%1071 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k607_fused_scale_sum_neg", "%1074 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k609_fused_add_id", "%1076 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k580_sum", "%1078 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k582_sum", "%1080 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k583_sum", "%1081 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k617_permute", "%1084 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k995_matmul", "%1086 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k996_matmul", "%1087 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1089_col2im", "%1089 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1092_fused_mul_add_step", "%1092 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k529_sum", "%1093 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k531_sum", "%1095 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k532_sum", "%1096 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k534_mul", "%1098 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k535_mul", "%1099 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k529_sum", "%1100 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k531_sum", "%1102 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k532_sum", "%1103 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k549_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k553_fused_add_mul_mul_id", "%1117 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k556_fused_scale_sum_neg", "%1120 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k558_fused_add_id", "%1122 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k529_sum", "%1124 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k531_sum", "%1126 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k532_sum", "%1127 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k566_permute", "%1130 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1132_matmul", "%1132 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"convirt_image_k6_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k8_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%31 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"convirt_image_k34_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%59 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%60 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%87 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k62_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k36_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k115_fused_add_add_mul", "%116 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%117 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k119_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k121_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%144 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%145 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%172 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%173 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k147_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k149_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k200_fused_add_add_mul", "%201 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%202 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"convirt_image_k204_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k206_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%229 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%230 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k228_fused_add_mul", "%257 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%258 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"convirt_image_k232_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k234_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k208_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k211_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k216_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k217_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k222_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_k223_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k285_fused_add_add_mul", "%286 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k229_relu", "%287 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"seg_finetune_k304_id", "%304 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k306_concat", "%306 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k309_im2col", "%309 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k311_matmul", "%311 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k123_permute", "%313 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k126_add", "%316 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k131_fused_scale_sum", "%321 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k132_sub", "%322 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k137_fused_rsqrt_addc_scale_sum", "%327 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k138_mul", "%328 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k143_fused_add_mul", "%333 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k144_relu", "%334 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k336_id", "%336 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k338_concat", "%338 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k341_im2col", "%341 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k343_matmul", "%343 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k38_permute", "%345 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k41_add", "%348 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k46_fused_scale_sum", "%353 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k47_sub", "%354 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k52_fused_rsqrt_addc_scale_sum", "%359 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k53_mul", "%360 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k58_fused_add_mul", "%365 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k59_relu", "%366 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k368_id", "%368 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k370_concat", "%370 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"seg_finetune_k373_im2col", "%373 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"seg_finetune_k375_matmul", "%375 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k10_permute", "%377 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k13_add", "%380 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"convirt_image_k18_fused_scale_sum", "%385 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k19_sub", "%386 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k24_fused_rsqrt_addc_scale_sum", "%391 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_k25_mul", "%392 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k30_fused_add_mul", "%397 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k31_relu", "%398 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"seg_finetune_k401_im2col", "%401 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k403_matmul", "%403 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k405_permute", "%405 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k408_add", "%408 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"seg_finetune_k414_fused_exp_neg_abs", "%414 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k415_addc", "%415 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k417_fused_add_sub_relu_mul", "%417 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%418 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k419_scale", "%419 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k420_sum", "%420 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k421_scale", "%421 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k422_sum", "%422 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k425_fused_scale_sum_scale", "%425 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"seg_finetune_k426_sigmoid", "%426 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"seg_finetune_k436_fused_addc_add_sum_sum", "%436 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"seg_finetune_k437_fused_div_addc_scale_sum", "%437 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k306_sum", "%438 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"seg_finetune_k441_fused_addc_neg_scale", "%441 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k313_add", "%444 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"convirt_features_loss_k58_fill", "%475 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k479_fused_scale_neg", "%479 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"seg_finetune_k481_fused_div_id", "%481 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k483_fused_neg_mul", "%483 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k485_scale", "%485 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"seg_finetune_k489_fused_add_id_mul_id", "%489 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"seg_finetune_k495_scale", "%495 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k497_fused_scale_id", "%497 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k500_fused_scale_scale_id", "%500 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k501_id", "%501 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k514_fused_add_add_add_mul", "%514 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"seg_finetune_k418_sum", "%515 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k422_sum", "%517 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k518_sum", "%518 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k405_permute", "%521 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k523_matmul", "%523 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k524_matmul", "%524 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"seg_finetune_k526_col2im", "%526 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k775_fused_mul_step", "%528 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%529 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%531 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%532 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%534 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%535 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%536 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%538 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%539 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%549 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%553 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%556 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%558 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%560 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%562 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%563 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%566 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k568_matmul", "%568 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k569_matmul", "%569 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k571_col2im", "%571 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k572_slice", "%572 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k573_slice", "%573 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k575_sum", "%575 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k576_sum", "%576 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%579 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%580 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%582 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%583 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%585 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%586 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%587 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%589 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%590 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%600 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%604 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%607 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%609 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%611 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%613 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%614 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%617 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k619_matmul", "%619 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k620_matmul", "%620 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k622_col2im", "%622 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k623_slice", "%623 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k624_slice", "%624 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k626_sum", "%626 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k627_sum", "%627 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%630 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%631 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%633 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%634 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%636 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%637 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%638 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%640 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%641 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%651 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%655 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%658 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%660 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%662 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%664 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%665 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%668 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k670_matmul", "%670 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k671_matmul", "%671 matmul [1728,256*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k673_col2im", "%673 col2im [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"seg_finetune_k674_slice", "%674 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k675_slice", "%675 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k677_sum", "%677 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"seg_finetune_k678_sum", "%678 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%681 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%682 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%684 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%685 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%687 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%688 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%689 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%691 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%692 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%706 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%711 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%713 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%715 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%716 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%719 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%721 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%722 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%724 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k367_fused_mul_step", "%726 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%727 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%729 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%730 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%732 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%733 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%734 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%736 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%737 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%747 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%751 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%754 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%756 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%758 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%760 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%761 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%764 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k407_matmul", "%766 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k408_matmul", "%767 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k410_col2im", "%769 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k458_fused_mul_add_step", "%772 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%773 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%775 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%776 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k373_mul", "%778 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k374_mul", "%779 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%780 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%782 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%783 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k388_fused_scale_mul_sum_mul", "%793 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k392_fused_add_mul_mul_id", "%797 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k395_fused_scale_sum_neg", "%800 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k397_fused_add_id", "%802 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k355_sum", "%804 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k370_sum", "%806 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k371_sum", "%807 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k405_permute", "%810 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k498_matmul", "%812 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k499_matmul", "%813 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k501_col2im", "%815 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%818 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%819 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%821 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%822 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%824 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%825 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%826 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%828 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%829 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%839 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%843 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%846 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%848 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%850 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%852 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%853 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%856 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%858 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%859 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%861 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k503_fused_mul_step", "%863 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%864 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%866 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%867 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%869 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%870 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%871 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%873 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%874 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%884 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%888 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%891 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%893 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%895 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%897 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%898 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%901 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k543_matmul", "%903 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k544_matmul", "%904 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k546_col2im", "%906 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k594_fused_mul_add_step", "%909 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%910 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%912 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%913 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k509_mul", "%915 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k510_mul", "%916 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%917 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%919 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%920 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k524_fused_scale_mul_sum_mul", "%930 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k528_fused_add_mul_mul_id", "%934 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k531_fused_scale_sum_neg", "%937 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k533_fused_add_id", "%939 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k504_sum", "%941 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k506_sum", "%943 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k507_sum", "%944 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k541_permute", "%947 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k634_matmul", "%949 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k635_matmul", "%950 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k637_col2im", "%952 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%955 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%956 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%958 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%959 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%961 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%962 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%963 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%965 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%966 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%976 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%980 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%983 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%985 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%987 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%989 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%990 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%993 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%995 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%996 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%998 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k639_fused_mul_step", "%1000 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1001 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1003 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1004 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1006 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1007 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1008 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1010 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1011 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1021 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1025 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1030 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1032 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1034 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1035 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1038 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1040 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1041 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k682_col2im", "%1043 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k730_fused_mul_add_step", "%1046 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1047 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1049 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1050 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k645_mul", "%1052 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k646_mul", "%1053 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1054 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1056 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1057 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k660_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k664_fused_add_mul_mul_id", "%1071 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k667_fused_scale_sum_neg", "%1074 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k669_fused_add_id", "%1076 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k640_sum", "%1078 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k642_sum", "%1080 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k643_sum", "%1081 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k677_permute", "%1084 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k679_matmul", "%1086 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k680_matmul", "%1087 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k773_col2im", "%1089 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"seg_finetune_k1092_fused_mul_add_step", "%1092 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1093 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1095 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1096 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k781_mul", "%1098 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k782_mul", "%1099 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1100 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1102 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1103 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k796_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k800_fused_add_mul_mul_id", "%1117 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k803_fused_scale_sum_neg", "%1120 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k805_fused_add_id", "%1122 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k776_sum", "%1124 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k778_sum", "%1126 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k779_sum", "%1127 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k813_permute", "%1130 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"convirt_image_vjp_k815_matmul", "%1132 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
 const reclf_prof_table reclf_profile_seg_finetune = {444, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
@@ -2920,455 +476,455 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_fused_scale_addc(A + 780768, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 780768 + 6135808*B, A + 780768, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 780768, (real *)P + 0, A + 780768 + 6135808*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 780768 + 131072*B, A + 780768, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 780768, A + 780768 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 780768 + 5259264*B, A + 780768, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 780768 + 5128192*B, A + 780768, A + 780768 + 5259264*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 780768 + 6877184*B, A + 780768 + 5128192*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 780768 + 5259264*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_add_mul(A + 780768 + 5390336*B, A + 780768 + 5259264*B, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 780768, A + 780768 + 5390336*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 780768 + 3686400*B, A + 780768, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 5521408*B, (real *)P + 384, A + 780768 + 3686400*B, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6172672*B, A + 780768 + 5521408*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6209536*B, A + 780768 + 5521408*B, A + 780768 + 6172672*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877200*B, A + 780768 + 6209536*B, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6242304*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6275072*B, A + 780768 + 6242304*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %60 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 780768 + 3981312*B, A + 780768 + 6172672*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 5521408*B, (real *)P + 9696, A + 780768 + 3981312*B, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 5521408*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6307840*B, A + 780768 + 5521408*B, A + 780768 + 6205440*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877216*B, A + 780768 + 6307840*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6340608*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6373376*B, A + 780768 + 6340608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4571136*B, A + 780768 + 6373376*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 780768 + 4276224*B, A + 780768 + 4571136*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 4571136*B, (real *)P + 19008, A + 780768 + 4276224*B, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 4571136*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6406144*B, A + 780768 + 4571136*B, A + 780768 + 6205440*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877232*B, A + 780768 + 6406144*B, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6438912*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k116_fused_add_add_mul(A + 780768 + 6471680*B, A + 780768 + 6172672*B, A + 780768 + 6438912*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4734976*B, A + 780768 + 6471680*B, B)); /* %117 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k120_im2col(A + 780768 + 5914624*B, A + 780768 + 4734976*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k122_matmul(A + 780768 + 6172672*B, (real *)P + 28320, A + 780768 + 5914624*B, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6602752*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877248*B, A + 780768 + 6602752*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6619136*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6635520*B, A + 780768 + 6619136*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %145 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 780768 + 4833280*B, A + 780768 + 6172672*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 780768 + 6189056*B, (real *)P + 46944, A + 780768 + 4833280*B, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6651904*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877264*B, A + 780768 + 6651904*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6668288*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6684672*B, A + 780768 + 6668288*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 6189056*B, A + 780768 + 6684672*B, B)); /* %173 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 780768 + 4980736*B, A + 780768 + 6189056*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 780768 + 6189056*B, (real *)P + 84000, A + 780768 + 4980736*B, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6701056*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877280*B, A + 780768 + 6701056*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6717440*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k201_fused_add_add_mul(A + 780768 + 6733824*B, A + 780768 + 6172672*B, A + 780768 + 6717440*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 4800512*B, A + 780768 + 6733824*B, B)); /* %202 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k205_im2col(A + 780768 + 6172672*B, A + 780768 + 4800512*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k207_matmul(A + 780768 + 4816896*B, (real *)P + 121056, A + 780768 + 6172672*B, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4816896*B, A + 780768 + 4825088*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6799360*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877296*B, A + 780768 + 6799360*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6807552*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_add_mul(A + 780768 + 6815744*B, A + 780768 + 6807552*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4816896*B, A + 780768 + 6815744*B, B)); /* %230 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 780768 + 5988352*B, A + 780768 + 4816896*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 780768 + 4825088*B, (real *)P + 195168, A + 780768 + 5988352*B, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6823936*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877312*B, A + 780768 + 6823936*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6832128*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_add_mul(A + 780768 + 6840320*B, A + 780768 + 6832128*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %258 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 780768 + 6062080*B, A + 780768 + 4825088*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 780768 + 4825088*B, (real *)P + 343008, A + 780768 + 6062080*B, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 6856704*B, A + 780768 + 4825088*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6848512*B, A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877328*B, A + 780768 + 6848512*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6856704*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k286_fused_add_add_mul(A + 780768 + 6864896*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4816896*B, A + 780768 + 6864896*B, B)); /* %287 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(101, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k304_id(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %304 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(102, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k306_concat(A + 780768 + 4571136*B, A + 780768 + 4767744*B, A + 780768 + 4800512*B, B)); /* %306 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(103, 0, sizeof(real)*((double)442368*B + (double)49152*B), k309_im2col(A + 780768 + 3244032*B, A + 780768 + 4571136*B, B)); /* %309 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(104, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k311_matmul(A + 780768 + 4767744*B, (real *)P + 523872, A + 780768 + 3244032*B, B)); /* %311 matmul [64,256*B]  graphs/lib/unet.lua:16 */
-    CALL(105, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %313 permute [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 4767744*B, A + 780768 + 4784128*B, (real *)P + 634464, B)); /* %316 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(107, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4767744*B, B)); /* %321 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6750208*B, A + 780768 + 4767744*B, A + 780768 + 6873088*B, B)); /* %322 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877344*B, A + 780768 + 6750208*B, B)); /* %327 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(110, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6766592*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %328 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(111, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6782976*B, A + 780768 + 6766592*B, (real *)P + 634528, (real *)P + 634592, B)); /* %333 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 4767744*B, A + 780768 + 6782976*B, B)); /* %334 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(113, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k336_id(A + 780768 + 4669440*B, A + 780768 + 4767744*B, B)); /* %336 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(114, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k338_concat(A + 780768 + 4571136*B, A + 780768 + 4669440*B, A + 780768 + 4734976*B, B)); /* %338 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(115, 0, sizeof(real)*((double)884736*B + (double)98304*B), k341_im2col(A + 780768 + 2359296*B, A + 780768 + 4571136*B, B)); /* %341 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(116, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k343_matmul(A + 780768 + 4571136*B, (real *)P + 634656, A + 780768 + 2359296*B, B)); /* %343 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(117, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %345 permute [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(118, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 662304, B)); /* %348 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(119, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %353 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(120, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6504448*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %354 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(121, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877360*B, A + 780768 + 6504448*B, B)); /* %359 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(122, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %360 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(123, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6569984*B, A + 780768 + 6537216*B, (real *)P + 662336, (real *)P + 662368, B)); /* %365 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(124, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %366 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(125, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k368_id(A + 780768 + 131072*B, A + 780768 + 4571136*B, B)); /* %368 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(126, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k370_concat(A + 780768 + 4571136*B, A + 780768 + 131072*B, A + 780768, B)); /* %370 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(127, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k373_im2col(A + 780768, A + 780768 + 4571136*B, B)); /* %373 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(128, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k375_matmul(A + 780768 + 4571136*B, (real *)P + 662400, A + 780768, B)); /* %375 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(129, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %377 permute [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(130, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 780768 + 4571136*B, A + 780768 + 4702208*B, (real *)P + 680832, B)); /* %380 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(131, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %385 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(132, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %386 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(133, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 780768 + 6877376*B, A + 780768 + 4702208*B, B)); /* %391 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %392 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(135, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_add_mul(A + 780768 + 5521408*B, A + 780768 + 4571136*B, (real *)P + 680864, (real *)P + 680896, B)); /* %397 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(136, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 780768 + 5652480*B, A + 780768 + 5521408*B, B)); /* %398 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(137, 0, sizeof(real)*((double)131072*B + (double)131072*B), k401_im2col(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %401 im2col [32,4096*B]  graphs/seg.lua:52 */
-    CALL(138, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k403_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 5783552*B, B)); /* %403 matmul [1,4096*B]  graphs/seg.lua:52 */
-    CALL(139, 0, sizeof(real)*((double)4096*B + (double)4096*B), k405_permute(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %405 permute [B,1,4096]  graphs/seg.lua:52 */
-    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k408_add(A + 780768 + 5652480*B, A + 780768 + 5656576*B, (real *)P + 680960, B)); /* %408 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(141, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), k414_fused_exp_neg_abs(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %414 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(142, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k415_addc(A + 780768 + 5660672*B, A + 780768 + 5656576*B, B)); /* %415 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(143, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k417_fused_add_sub_relu_mul(A + 780768 + 5664768*B, A + 780768 + 5652480*B, (real *)inputs[1], A + 780768 + 5660672*B, B)); /* %417 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(144, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k418_sum(A + 0, A + 780768 + 5664768*B, B)); /* %418 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(145, (double)4096, sizeof(real)*((double)4096 + (double)4096), k419_scale(A + 4096, A + 0, B)); /* %419 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(146, (double)4096, sizeof(real)*((double)4096 + (double)4096), k420_sum(A + 0, A + 4096)); /* %420 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(147, (double)4096, sizeof(real)*((double)4096 + (double)4096), k421_scale(A + 4096, A + 0)); /* %421 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(148, (double)4096, sizeof(real)*((double)64 + (double)4096), k422_sum(A + 0, A + 4096)); /* %422 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(149, (double)129, sizeof(real)*((double)1 + (double)64), k425_fused_scale_sum_scale(A + 64, A + 0)); /* %425 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(150, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k426_sigmoid(A + 780768 + 5664768*B, A + 780768 + 5652480*B, B)); /* %426 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(151, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), k436_fused_addc_add_sum_sum(A + 780768 + 6873088*B, A + 780768 + 5664768*B, (real *)inputs[1], B)); /* %436 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(152, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), k437_fused_div_addc_scale_sum(A + 780768 + 6873104*B, A + 780768 + 5664768*B, (real *)inputs[1], A + 780768 + 6873088*B, B)); /* %437 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
-    CALL(153, (double)B, sizeof(real)*((double)1 + (double)B), k438_sum(A + 0, A + 780768 + 6873104*B, B)); /* %438 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(154, (double)3, sizeof(real)*((double)1 + (double)1), k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %441 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(155, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k444_add(A + 780736, A + 64, A + 16)); /* %444 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), convirt_image_k3_fused_scale_addc(A + 780768, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), convirt_image_k6_im2col(A + 780768 + 6135808*B, A + 780768, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), convirt_image_k8_matmul(A + 780768, (real *)P + 0, A + 780768 + 6135808*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 780768 + 131072*B, A + 780768, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 780768, A + 780768 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 780768 + 5259264*B, A + 780768, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 780768 + 5128192*B, A + 780768, A + 780768 + 5259264*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 780768 + 6877184*B, A + 780768 + 5128192*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 780768 + 5259264*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 780768 + 5390336*B, A + 780768 + 5259264*B, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 780768, A + 780768 + 5390336*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), convirt_image_k34_im2col(A + 780768 + 3686400*B, A + 780768, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 5521408*B, (real *)P + 384, A + 780768 + 3686400*B, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6172672*B, A + 780768 + 5521408*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6209536*B, A + 780768 + 5521408*B, A + 780768 + 6172672*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877200*B, A + 780768 + 6209536*B, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6242304*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6275072*B, A + 780768 + 6242304*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %60 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 780768 + 3981312*B, A + 780768 + 6172672*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 5521408*B, (real *)P + 9696, A + 780768 + 3981312*B, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 5521408*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6307840*B, A + 780768 + 5521408*B, A + 780768 + 6205440*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877216*B, A + 780768 + 6307840*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6340608*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6373376*B, A + 780768 + 6340608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4571136*B, A + 780768 + 6373376*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), convirt_image_k62_im2col(A + 780768 + 4276224*B, A + 780768 + 4571136*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), convirt_image_k36_matmul(A + 780768 + 4571136*B, (real *)P + 19008, A + 780768 + 4276224*B, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 4571136*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6406144*B, A + 780768 + 4571136*B, A + 780768 + 6205440*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877232*B, A + 780768 + 6406144*B, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6438912*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k115_fused_add_add_mul(A + 780768 + 6471680*B, A + 780768 + 6172672*B, A + 780768 + 6438912*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4734976*B, A + 780768 + 6471680*B, B)); /* %117 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), convirt_image_k119_im2col(A + 780768 + 5914624*B, A + 780768 + 4734976*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), convirt_image_k121_matmul(A + 780768 + 6172672*B, (real *)P + 28320, A + 780768 + 5914624*B, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6602752*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877248*B, A + 780768 + 6602752*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6619136*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6635520*B, A + 780768 + 6619136*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %145 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 780768 + 4833280*B, A + 780768 + 6172672*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 780768 + 6189056*B, (real *)P + 46944, A + 780768 + 4833280*B, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6651904*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877264*B, A + 780768 + 6651904*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6668288*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6684672*B, A + 780768 + 6668288*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 6189056*B, A + 780768 + 6684672*B, B)); /* %173 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), convirt_image_k147_im2col(A + 780768 + 4980736*B, A + 780768 + 6189056*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), convirt_image_k149_matmul(A + 780768 + 6189056*B, (real *)P + 84000, A + 780768 + 4980736*B, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6701056*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877280*B, A + 780768 + 6701056*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6717440*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k200_fused_add_add_mul(A + 780768 + 6733824*B, A + 780768 + 6172672*B, A + 780768 + 6717440*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 4800512*B, A + 780768 + 6733824*B, B)); /* %202 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), convirt_image_k204_im2col(A + 780768 + 6172672*B, A + 780768 + 4800512*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), convirt_image_k206_matmul(A + 780768 + 4816896*B, (real *)P + 121056, A + 780768 + 6172672*B, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4816896*B, A + 780768 + 4825088*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6799360*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877296*B, A + 780768 + 6799360*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6807552*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 780768 + 6815744*B, A + 780768 + 6807552*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4816896*B, A + 780768 + 6815744*B, B)); /* %230 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 780768 + 5988352*B, A + 780768 + 4816896*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 780768 + 4825088*B, (real *)P + 195168, A + 780768 + 5988352*B, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6823936*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877312*B, A + 780768 + 6823936*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6832128*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k228_fused_add_mul(A + 780768 + 6840320*B, A + 780768 + 6832128*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %258 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), convirt_image_k232_im2col(A + 780768 + 6062080*B, A + 780768 + 4825088*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), convirt_image_k234_matmul(A + 780768 + 4825088*B, (real *)P + 343008, A + 780768 + 6062080*B, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_k208_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_k211_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k216_fused_scale_sum(A + 780768 + 6856704*B, A + 780768 + 4825088*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k217_sub(A + 780768 + 6848512*B, A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_k222_fused_rsqrt_addc_scale_sum(A + 780768 + 6877328*B, A + 780768 + 6848512*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_k223_mul(A + 780768 + 6856704*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), convirt_image_vjp_k285_fused_add_add_mul(A + 780768 + 6864896*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k229_relu(A + 780768 + 4816896*B, A + 780768 + 6864896*B, B)); /* %287 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k304_id(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %304 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(102, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k306_concat(A + 780768 + 4571136*B, A + 780768 + 4767744*B, A + 780768 + 4800512*B, B)); /* %306 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(103, 0, sizeof(real)*((double)442368*B + (double)49152*B), seg_finetune_k309_im2col(A + 780768 + 3244032*B, A + 780768 + 4571136*B, B)); /* %309 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(104, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), seg_finetune_k311_matmul(A + 780768 + 4767744*B, (real *)P + 523872, A + 780768 + 3244032*B, B)); /* %311 matmul [64,256*B]  graphs/lib/unet.lua:16 */
+    CALL(105, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_k123_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %313 permute [B,64,256]  graphs/lib/unet.lua:16 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_k126_add(A + 780768 + 4767744*B, A + 780768 + 4784128*B, (real *)P + 634464, B)); /* %316 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(107, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k131_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4767744*B, B)); /* %321 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k132_sub(A + 780768 + 6750208*B, A + 780768 + 4767744*B, A + 780768 + 6873088*B, B)); /* %322 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_k137_fused_rsqrt_addc_scale_sum(A + 780768 + 6877344*B, A + 780768 + 6750208*B, B)); /* %327 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(110, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_k138_mul(A + 780768 + 6766592*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %328 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(111, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), convirt_image_vjp_k143_fused_add_mul(A + 780768 + 6782976*B, A + 780768 + 6766592*B, (real *)P + 634528, (real *)P + 634592, B)); /* %333 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k144_relu(A + 780768 + 4767744*B, A + 780768 + 6782976*B, B)); /* %334 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(113, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k336_id(A + 780768 + 4669440*B, A + 780768 + 4767744*B, B)); /* %336 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(114, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k338_concat(A + 780768 + 4571136*B, A + 780768 + 4669440*B, A + 780768 + 4734976*B, B)); /* %338 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(115, 0, sizeof(real)*((double)884736*B + (double)98304*B), seg_finetune_k341_im2col(A + 780768 + 2359296*B, A + 780768 + 4571136*B, B)); /* %341 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(116, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), seg_finetune_k343_matmul(A + 780768 + 4571136*B, (real *)P + 634656, A + 780768 + 2359296*B, B)); /* %343 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(117, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_k38_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %345 permute [B,32,1024]  graphs/lib/unet.lua:16 */
+    CALL(118, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_k41_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 662304, B)); /* %348 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(119, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k46_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %353 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(120, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k47_sub(A + 780768 + 6504448*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %354 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(121, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_k52_fused_rsqrt_addc_scale_sum(A + 780768 + 6877360*B, A + 780768 + 6504448*B, B)); /* %359 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_k53_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %360 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), convirt_image_vjp_k58_fused_add_mul(A + 780768 + 6569984*B, A + 780768 + 6537216*B, (real *)P + 662336, (real *)P + 662368, B)); /* %365 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(124, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k59_relu(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %366 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(125, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k368_id(A + 780768 + 131072*B, A + 780768 + 4571136*B, B)); /* %368 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(126, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k370_concat(A + 780768 + 4571136*B, A + 780768 + 131072*B, A + 780768, B)); /* %370 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(127, 0, sizeof(real)*((double)2359296*B + (double)262144*B), seg_finetune_k373_im2col(A + 780768, A + 780768 + 4571136*B, B)); /* %373 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(128, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), seg_finetune_k375_matmul(A + 780768 + 4571136*B, (real *)P + 662400, A + 780768, B)); /* %375 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(129, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_k10_permute(A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %377 permute [B,32,4096]  graphs/lib/unet.lua:16 */
+    CALL(130, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_k13_add(A + 780768 + 4571136*B, A + 780768 + 4702208*B, (real *)P + 680832, B)); /* %380 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(131, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k18_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %385 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(132, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k19_sub(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %386 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(133, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_k24_fused_rsqrt_addc_scale_sum(A + 780768 + 6877376*B, A + 780768 + 4702208*B, B)); /* %391 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_k25_mul(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %392 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(135, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), convirt_image_vjp_k30_fused_add_mul(A + 780768 + 5521408*B, A + 780768 + 4571136*B, (real *)P + 680864, (real *)P + 680896, B)); /* %397 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(136, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k31_relu(A + 780768 + 5652480*B, A + 780768 + 5521408*B, B)); /* %398 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(137, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k401_im2col(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %401 im2col [32,4096*B]  graphs/seg.lua:52 */
+    CALL(138, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), seg_finetune_k403_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 5783552*B, B)); /* %403 matmul [1,4096*B]  graphs/seg.lua:52 */
+    CALL(139, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %405 permute [B,1,4096]  graphs/seg.lua:52 */
+    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), seg_finetune_k408_add(A + 780768 + 5652480*B, A + 780768 + 5656576*B, (real *)P + 680960, B)); /* %408 map:add [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(141, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k414_fused_exp_neg_abs(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %414 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(142, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k415_addc(A + 780768 + 5660672*B, A + 780768 + 5656576*B, B)); /* %415 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(143, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k417_fused_add_sub_relu_mul(A + 780768 + 5664768*B, A + 780768 + 5652480*B, (real *)inputs[1], A + 780768 + 5660672*B, B)); /* %417 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(144, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 780768 + 5664768*B, B)); /* %418 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(145, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k419_scale(A + 4096, A + 0, B)); /* %419 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(146, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k420_sum(A + 0, A + 4096)); /* %420 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(147, (double)4096, sizeof(real)*((double)4096 + (double)4096), seg_finetune_k421_scale(A + 4096, A + 0)); /* %421 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(148, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 0, A + 4096)); /* %422 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(149, (double)129, sizeof(real)*((double)1 + (double)64), seg_finetune_k425_fused_scale_sum_scale(A + 64, A + 0)); /* %425 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(150, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k426_sigmoid(A + 780768 + 5664768*B, A + 780768 + 5652480*B, B)); /* %426 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(151, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), seg_finetune_k436_fused_addc_add_sum_sum(A + 780768 + 6873088*B, A + 780768 + 5664768*B, (real *)inputs[1], B)); /* %436 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(152, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), seg_finetune_k437_fused_div_addc_scale_sum(A + 780768 + 6873104*B, A + 780768 + 5664768*B, (real *)inputs[1], A + 780768 + 6873088*B, B)); /* %437 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(153, (double)B, sizeof(real)*((double)1 + (double)B), convirt_image_vjp_k306_sum(A + 0, A + 780768 + 6873104*B, B)); /* %438 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(154, (double)3, sizeof(real)*((double)1 + (double)1), seg_finetune_k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %441 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(155, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), convirt_image_vjp_k313_add(A + 780736, A + 64, A + 16)); /* %444 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(156, 0, sizeof(real)*((double)1), k475_fill(A + 0)); /* %475 fill []  graphs/seg.lua:52 */
-    CALL(157, (double)2, sizeof(real)*((double)1 + (double)1), k479_fused_scale_neg(A + 16, A + 0, B)); /* %479 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(158, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), k481_fused_div_id(A + 780768 + 6873120*B, A + 16, A + 780768 + 6873088*B, B)); /* %481 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
-    CALL(159, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), k483_fused_neg_mul(A + 780768 + 6873088*B, A + 780768 + 6873120*B, A + 780768 + 6873104*B, B)); /* %483 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), k485_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %485 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(161, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), k489_fused_add_id_mul_id(A + 780768 + 5668864*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, (real *)inputs[1], B)); /* %489 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(162, (double)1, sizeof(real)*((double)1 + (double)1), k495_scale(A + 16, A + 0)); /* %495 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(163, (double)128, sizeof(real)*((double)64 + (double)1), k497_fused_scale_id(A + 4096, A + 16)); /* %497 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(164, (double)12288, sizeof(real)*((double)4096 + (double)64), k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %500 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(165, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k501_id(A + 780768 + 5672960*B, A + 0, B)); /* %501 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(166, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k514_fused_add_add_add_mul(A + 780768 + 5677056*B, A + 780768 + 5668864*B, A + 780768 + 5664768*B, A + 780768 + 5672960*B, A + 780768 + 5660672*B, A + 780768 + 5656576*B, A + 780768 + 5652480*B, (real *)inputs[1], B)); /* %514 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(167, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k418_sum(A + 0, A + 780768 + 5677056*B, B)); /* %515 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(168, (double)4096, sizeof(real)*((double)64 + (double)4096), k422_sum(A + 4096, A + 0)); /* %517 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(169, (double)64, sizeof(real)*((double)1 + (double)64), k518_sum(A + 780752, A + 4096)); /* %518 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(170, 0, sizeof(real)*((double)4096*B + (double)4096*B), k405_permute(A + 780768 + 6873088*B, A + 780768 + 5677056*B, B)); /* %521 permute [1,B,4096]  graphs/seg.lua:52 */
-    CALL(171, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), k523_matmul(A + 780160, A + 780768 + 6873088*B, A + 780768 + 5783552*B, B)); /* %523 matmul [1,32]  graphs/seg.lua:52 */
-    CALL(172, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k524_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 6873088*B, B)); /* %524 matmul [32,4096*B]  graphs/seg.lua:52 */
-    CALL(173, 0, sizeof(real)*((double)131072*B + (double)131072*B), k526_col2im(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %526 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(174, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k528_fused_mul_step(A + 780768 + 5652480*B, A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %528 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(175, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 5652480*B, B)); /* %529 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(176, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %531 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(177, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780192, A + 131072)); /* %532 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(178, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k534_mul(A + 780768 + 5521408*B, A + 780768 + 5652480*B, (real *)P + 680864, B)); /* %534 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(179, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k535_mul(A + 780768 + 5783552*B, A + 780768 + 5652480*B, A + 780768 + 4571136*B, B)); /* %535 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(180, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 5783552*B, B)); /* %536 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(181, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %538 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(182, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780224, A + 131072)); /* %539 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(183, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k549_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 5521408*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %549 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(184, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k553_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 5521408*B, A + 780768 + 6877376*B, A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %553 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(185, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k556_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %556 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(186, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k558_fused_add_id(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %558 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(187, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 4702208*B, B)); /* %560 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(188, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %562 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(189, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780256, A + 131072)); /* %563 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(190, 0, sizeof(real)*((double)131072*B + (double)131072*B), k566_permute(A + 780768 + 4571136*B, A + 780768 + 4702208*B, B)); /* %566 permute [32,B,4096]  graphs/lib/unet.lua:16 */
-    CALL(191, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), k568_matmul(A + 711680, A + 780768 + 4571136*B, A + 780768, B)); /* %568 matmul [32,576]  graphs/lib/unet.lua:16 */
-    CALL(192, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k569_matmul(A + 780768, (real *)P + 662400, A + 780768 + 4571136*B, B)); /* %569 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
-    CALL(193, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k571_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %571 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(194, 0, sizeof(real)*((double)131072*B + (double)262144*B), k572_slice(A + 780768, A + 780768 + 4571136*B, B)); /* %572 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(195, 0, sizeof(real)*((double)131072*B + (double)262144*B), k573_slice(A + 780768 + 884736*B, A + 780768 + 4571136*B, B)); /* %573 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(196, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k575_sum(A + 780768 + 4571136*B, A + 780768, B)); /* %575 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(197, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k576_sum(A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %576 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(198, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k579_fused_mul_step(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 6569984*B, B)); /* %579 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4571136*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(201, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780288, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(202, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 662336, B)); /* %585 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6537216*B, B)); /* %586 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(204, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4636672*B, B)); /* %587 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(205, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %589 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(206, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780320, A + 32768)); /* %590 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(207, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4603904*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %600 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(208, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 4603904*B, A + 780768 + 6877360*B, A + 780768 + 6873088*B, A + 780768 + 6504448*B, B)); /* %604 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(209, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %607 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(210, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %609 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(211, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4603904*B, B)); /* %611 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(212, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %613 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(213, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780352, A + 32768)); /* %614 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(214, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4571136*B, A + 780768 + 4603904*B, B)); /* %617 permute [32,B,1024]  graphs/lib/unet.lua:16 */
-    CALL(215, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), k619_matmul(A + 684032, A + 780768 + 4571136*B, A + 780768 + 2359296*B, B)); /* %619 matmul [32,864]  graphs/lib/unet.lua:16 */
-    CALL(216, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k620_matmul(A + 780768, (real *)P + 634656, A + 780768 + 4571136*B, B)); /* %620 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
-    CALL(217, 0, sizeof(real)*((double)98304*B + (double)884736*B), k622_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %622 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(218, 0, sizeof(real)*((double)65536*B + (double)98304*B), k623_slice(A + 780768 + 4669440*B, A + 780768 + 4571136*B, B)); /* %623 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(219, 0, sizeof(real)*((double)32768*B + (double)98304*B), k624_slice(A + 780768 + 4734976*B, A + 780768 + 4571136*B, B)); /* %624 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
-    CALL(220, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k626_sum(A + 780768 + 4767744*B, A + 780768 + 4669440*B, B)); /* %626 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(221, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k627_sum(A + 780768 + 4800512*B, A + 780768 + 4767744*B, B)); /* %627 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k630_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4800512*B, A + 780768 + 6782976*B, B)); /* %630 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4816896*B, B)); /* %631 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %633 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779392, A + 16384)); /* %634 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(226, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, (real *)P + 634528, B)); /* %636 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(227, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 4784128*B, A + 780768 + 4816896*B, A + 780768 + 6766592*B, B)); /* %637 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4784128*B, B)); /* %638 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %640 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779456, A + 16384)); /* %641 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(231, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4767744*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %651 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(232, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 4784128*B, A + 780768 + 4767744*B, A + 780768 + 6877344*B, A + 780768 + 6873088*B, A + 780768 + 6750208*B, B)); /* %655 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(233, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4784128*B, B)); /* %658 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(234, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 4767744*B, A + 780768 + 4784128*B, A + 780768 + 6873088*B, B)); /* %660 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(235, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4767744*B, B)); /* %662 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(236, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %664 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(237, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779520, A + 16384)); /* %665 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(238, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %668 permute [64,B,256]  graphs/lib/unet.lua:16 */
-    CALL(239, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), k670_matmul(A + 425984, A + 780768 + 4784128*B, A + 780768 + 3244032*B, B)); /* %670 matmul [64,1728]  graphs/lib/unet.lua:16 */
-    CALL(240, (double)56623104*B, sizeof(real)*((double)442368*B + (double)110592 + (double)16384*B), k671_matmul(A + 780768, (real *)P + 523872, A + 780768 + 4784128*B, B)); /* %671 matmul [1728,256*B]  graphs/lib/unet.lua:16 */
-    CALL(241, 0, sizeof(real)*((double)49152*B + (double)442368*B), k673_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %673 col2im [B,192,16,16]  graphs/lib/unet.lua:16 */
-    CALL(242, 0, sizeof(real)*((double)32768*B + (double)49152*B), k674_slice(A + 780768 + 4767744*B, A + 780768 + 4571136*B, B)); /* %674 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
-    CALL(243, 0, sizeof(real)*((double)16384*B + (double)49152*B), k675_slice(A + 780768 + 4800512*B, A + 780768 + 4571136*B, B)); /* %675 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
-    CALL(244, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k677_sum(A + 780768 + 4816896*B, A + 780768 + 4767744*B, B)); /* %677 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
-    CALL(245, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), k678_sum(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %678 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
-    CALL(246, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k681_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4767744*B, A + 780768 + 6864896*B, B)); /* %681 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(247, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4816896*B, B)); /* %682 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(248, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %684 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(249, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778240, A + 544768)); /* %685 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(250, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4825088*B, A + 780768 + 4816896*B, (real *)P + 490592, B)); /* %687 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(251, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, B)); /* %688 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(252, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %689 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(253, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %691 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(254, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778368, A + 544768)); /* %692 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(255, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 6856704*B, A + 780768 + 4825088*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(256, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877328*B, A + 780768 + 6856704*B, A + 780768 + 6848512*B, B)); /* %706 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(257, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(258, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %711 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(259, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %713 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(260, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %715 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(261, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778496, A + 544768)); /* %716 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(262, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %719 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(263, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k721_matmul(A + 0, A + 780768 + 4767744*B, A + 780768 + 6062080*B, B)); /* %721 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(264, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k722_matmul(A + 780768 + 4571136*B, (real *)P + 343008, A + 780768 + 4767744*B, B)); /* %722 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(265, 0, sizeof(real)*((double)8192*B + (double)73728*B), k724_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %724 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(266, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k681_fused_mul_step(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %726 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(267, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %727 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(268, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %729 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778624, A + 544768)); /* %730 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342752, B)); /* %732 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4775936*B, A + 780768 + 4767744*B, A + 780768 + 6832128*B, B)); /* %733 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4775936*B, B)); /* %734 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %736 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778752, A + 544768)); /* %737 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 4775936*B, A + 780768 + 4825088*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %747 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877312*B, A + 780768 + 4775936*B, A + 780768 + 6823936*B, B)); /* %751 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %754 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %756 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %758 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(280, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %760 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(281, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778880, A + 544768)); /* %761 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(282, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %764 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k721_matmul(A + 147456, A + 780768 + 4767744*B, A + 780768 + 5988352*B, B)); /* %766 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k722_matmul(A + 780768 + 4571136*B, (real *)P + 195168, A + 780768 + 4767744*B, B)); /* %767 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(285, 0, sizeof(real)*((double)8192*B + (double)73728*B), k724_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %769 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k772_fused_mul_add_step(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 6815744*B, B)); /* %772 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(287, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4767744*B, B)); /* %773 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(288, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %775 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779008, A + 303104)); /* %776 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(290, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4816896*B, A + 780768 + 4767744*B, (real *)P + 194912, B)); /* %778 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(291, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 6807552*B, B)); /* %779 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(292, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4825088*B, B)); /* %780 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(293, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %782 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(294, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779136, A + 303104)); /* %783 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(295, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %793 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(296, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4825088*B, A + 780768 + 4816896*B, A + 780768 + 6877296*B, A + 780768 + 4767744*B, A + 780768 + 6799360*B, B)); /* %797 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(297, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %800 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(298, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %802 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(299, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4816896*B, B)); /* %804 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(300, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %806 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(301, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779264, A + 303104)); /* %807 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(302, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %810 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k812_matmul(A + 536576, A + 780768 + 4825088*B, A + 780768 + 6172672*B, B)); /* %812 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(304, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k813_matmul(A + 780768 + 5988352*B, (real *)P + 121056, A + 780768 + 4825088*B, B)); /* %813 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(305, 0, sizeof(real)*((double)16384*B + (double)36864*B), k815_col2im(A + 780768 + 4816896*B, A + 780768 + 5988352*B, B)); /* %815 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(306, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k818_fused_mul_add_step(A + 780768 + 4718592*B, A + 780768 + 4800512*B, A + 780768 + 4816896*B, A + 780768 + 6733824*B, B)); /* %818 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(307, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 4718592*B, B)); /* %819 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(308, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %821 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(309, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779584, A + 626688)); /* %822 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 4718592*B, (real *)P + 120928, B)); /* %824 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6717440*B, B)); /* %825 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(312, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 6189056*B, B)); /* %826 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(313, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %828 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(314, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779648, A + 626688)); /* %829 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(315, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %839 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(316, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877280*B, A + 780768 + 6205440*B, A + 780768 + 6701056*B, B)); /* %843 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(317, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %846 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(318, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %848 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 6172672*B, B)); /* %850 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %852 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779712, A + 626688)); /* %853 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(322, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %856 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k858_matmul(A + 610304, A + 780768 + 6189056*B, A + 780768 + 4980736*B, B)); /* %858 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(324, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k859_matmul(A + 780768 + 4571136*B, (real *)P + 84000, A + 780768 + 6189056*B, B)); /* %859 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), k861_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %861 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(326, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k630_fused_mul_step(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6684672*B, B)); /* %863 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(327, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %864 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(328, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %866 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(329, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779776, A + 663552)); /* %867 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(330, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 83872, B)); /* %869 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 4767744*B, A + 780768 + 6189056*B, A + 780768 + 6668288*B, B)); /* %870 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(332, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 4767744*B, B)); /* %871 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(333, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %873 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(334, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779840, A + 663552)); /* %874 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(335, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %884 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(336, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877264*B, A + 780768 + 6205440*B, A + 780768 + 6651904*B, B)); /* %888 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %891 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %893 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 6172672*B, B)); /* %895 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(340, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %897 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(341, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779904, A + 663552)); /* %898 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(342, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %901 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(343, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k858_matmul(A + 647168, A + 780768 + 6189056*B, A + 780768 + 4833280*B, B)); /* %903 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(344, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k859_matmul(A + 780768, (real *)P + 46944, A + 780768 + 6189056*B, B)); /* %904 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(345, 0, sizeof(real)*((double)16384*B + (double)147456*B), k861_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %906 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(346, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k818_fused_mul_add_step(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %909 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(347, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6189056*B, B)); /* %910 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %912 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779968, A + 311296)); /* %913 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46816, B)); /* %915 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 6504448*B, A + 780768 + 6189056*B, A + 780768 + 6619136*B, B)); /* %916 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(352, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6504448*B, B)); /* %917 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(353, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %919 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(354, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 780032, A + 311296)); /* %920 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(355, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %930 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(356, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877248*B, A + 780768 + 6205440*B, A + 780768 + 6602752*B, B)); /* %934 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(357, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %937 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(358, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %939 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %941 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(360, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %943 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(361, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 780096, A + 311296)); /* %944 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(362, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %947 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(363, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k949_matmul(A + 730112, A + 780768 + 6189056*B, A + 780768 + 5914624*B, B)); /* %949 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(364, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k950_matmul(A + 780768 + 4571136*B, (real *)P + 28320, A + 780768 + 6189056*B, B)); /* %950 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(365, 0, sizeof(real)*((double)32768*B + (double)73728*B), k952_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %952 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(366, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k955_fused_mul_add_step(A + 780768 + 4571136*B, A + 780768 + 4734976*B, A + 780768 + 6172672*B, A + 780768 + 6471680*B, B)); /* %955 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(367, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4571136*B, B)); /* %956 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(368, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %958 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(369, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780384, A + 327680)); /* %959 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(370, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4571136*B, (real *)P + 28256, B)); /* %961 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(371, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6438912*B, B)); /* %962 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(372, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %963 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(373, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %965 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(374, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780416, A + 327680)); /* %966 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(375, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %976 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(376, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4603904*B, A + 780768 + 6172672*B, A + 780768 + 6877232*B, A + 780768 + 6205440*B, A + 780768 + 6406144*B, B)); /* %980 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(377, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4603904*B, B)); /* %983 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(378, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4603904*B, A + 780768 + 6205440*B, B)); /* %985 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(379, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %987 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(380, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %989 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(381, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780448, A + 327680)); /* %990 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(382, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4603904*B, A + 780768 + 6172672*B, B)); /* %993 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(383, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 748544, A + 780768 + 4603904*B, A + 780768 + 4276224*B, B)); /* %995 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(384, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 19008, A + 780768 + 4603904*B, B)); /* %996 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
-    CALL(385, 0, sizeof(real)*((double)32768*B + (double)294912*B), k998_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %998 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(386, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k579_fused_mul_step(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6373376*B, B)); /* %1000 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(387, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4276224*B, B)); /* %1001 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1003 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780480, A + 327680)); /* %1004 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4276224*B, (real *)P + 18944, B)); /* %1006 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6340608*B, B)); /* %1007 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %1008 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(393, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1010 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(394, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780512, A + 327680)); /* %1011 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(395, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %1021 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6877216*B, A + 780768 + 6205440*B, A + 780768 + 6307840*B, B)); /* %1025 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(397, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4276224*B, B)); /* %1028 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(398, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4276224*B, A + 780768 + 6205440*B, B)); /* %1030 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(399, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %1032 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(400, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1034 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(401, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780544, A + 327680)); /* %1035 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(402, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4276224*B, A + 780768 + 6172672*B, B)); /* %1038 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(403, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 757760, A + 780768 + 4276224*B, A + 780768 + 3981312*B, B)); /* %1040 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(404, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 9696, A + 780768 + 4276224*B, B)); /* %1041 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(405, 0, sizeof(real)*((double)32768*B + (double)294912*B), k998_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %1043 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(406, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k955_fused_mul_add_step(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %1046 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(407, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %1047 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(408, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1049 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780576, A + 327680)); /* %1050 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4603904*B, (real *)P + 9632, B)); /* %1052 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6242304*B, B)); /* %1053 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4636672*B, B)); /* %1054 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1056 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780608, A + 327680)); /* %1057 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(415, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %1067 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(416, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 5521408*B, A + 780768 + 6172672*B, A + 780768 + 6877200*B, A + 780768 + 6205440*B, A + 780768 + 6209536*B, B)); /* %1071 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(417, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 5586944*B, A + 780768 + 5521408*B, B)); /* %1074 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(418, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 5554176*B, A + 780768 + 5521408*B, A + 780768 + 5586944*B, B)); /* %1076 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 5554176*B, B)); /* %1078 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(420, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1080 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(421, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780640, A + 327680)); /* %1081 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(422, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %1084 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 766976, A + 780768 + 5521408*B, A + 780768 + 3686400*B, B)); /* %1086 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(424, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 384, A + 780768 + 5521408*B, B)); /* %1087 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
-    CALL(425, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1089_col2im(A + 780768 + 294912*B, A + 780768, B)); /* %1089 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(426, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), k1092_fused_mul_add_step(A + 780768, A + 780768 + 884736*B, A + 780768 + 294912*B, A + 780768 + 5390336*B, B)); /* %1092 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(427, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768, B)); /* %1093 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1095 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780672, A + 776192)); /* %1096 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k534_mul(A + 780768 + 131072*B, A + 780768, (real *)P + 320, B)); /* %1098 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k535_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 5259264*B, B)); /* %1099 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1100 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1102 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780704, A + 776192)); /* %1103 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k549_fused_scale_mul_sum_mul(A + 780768 + 6172672*B, A + 780768 + 131072*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %1113 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k553_fused_add_mul_mul_id(A + 780768, A + 780768 + 131072*B, A + 780768 + 6877184*B, A + 780768 + 6172672*B, A + 780768 + 5128192*B, B)); /* %1117 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k556_fused_scale_sum_neg(A + 780768 + 262144*B, A + 780768, B)); /* %1120 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k558_fused_add_id(A + 780768 + 131072*B, A + 780768, A + 780768 + 262144*B, B)); /* %1122 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768 + 131072*B, B)); /* %1124 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(440, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1126 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(441, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 295200, A + 776192)); /* %1127 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(442, 0, sizeof(real)*((double)131072*B + (double)131072*B), k566_permute(A + 780768, A + 780768 + 131072*B, B)); /* %1130 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(443, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1132_matmul(A + 294912, A + 780768, A + 780768 + 6135808*B, B)); /* %1132 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(156, 0, sizeof(real)*((double)1), convirt_features_loss_k58_fill(A + 0)); /* %475 fill []  graphs/seg.lua:52 */
+    CALL(157, (double)2, sizeof(real)*((double)1 + (double)1), seg_finetune_k479_fused_scale_neg(A + 16, A + 0, B)); /* %479 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(158, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), seg_finetune_k481_fused_div_id(A + 780768 + 6873120*B, A + 16, A + 780768 + 6873088*B, B)); /* %481 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(159, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), seg_finetune_k483_fused_neg_mul(A + 780768 + 6873088*B, A + 780768 + 6873120*B, A + 780768 + 6873104*B, B)); /* %483 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), seg_finetune_k485_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %485 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(161, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), seg_finetune_k489_fused_add_id_mul_id(A + 780768 + 5668864*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, (real *)inputs[1], B)); /* %489 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(162, (double)1, sizeof(real)*((double)1 + (double)1), seg_finetune_k495_scale(A + 16, A + 0)); /* %495 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(163, (double)128, sizeof(real)*((double)64 + (double)1), seg_finetune_k497_fused_scale_id(A + 4096, A + 16)); /* %497 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(164, (double)12288, sizeof(real)*((double)4096 + (double)64), seg_finetune_k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %500 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(165, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), seg_finetune_k501_id(A + 780768 + 5672960*B, A + 0, B)); /* %501 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(166, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), seg_finetune_k514_fused_add_add_add_mul(A + 780768 + 5677056*B, A + 780768 + 5668864*B, A + 780768 + 5664768*B, A + 780768 + 5672960*B, A + 780768 + 5660672*B, A + 780768 + 5656576*B, A + 780768 + 5652480*B, (real *)inputs[1], B)); /* %514 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(167, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), seg_finetune_k418_sum(A + 0, A + 780768 + 5677056*B, B)); /* %515 reduce [1,1,64,64]  graphs/seg.lua:52 */
+    CALL(168, (double)4096, sizeof(real)*((double)64 + (double)4096), seg_finetune_k422_sum(A + 4096, A + 0)); /* %517 reduce [1,1,64]  graphs/seg.lua:52 */
+    CALL(169, (double)64, sizeof(real)*((double)1 + (double)64), seg_finetune_k518_sum(A + 780752, A + 4096)); /* %518 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(170, 0, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k405_permute(A + 780768 + 6873088*B, A + 780768 + 5677056*B, B)); /* %521 permute [1,B,4096]  graphs/seg.lua:52 */
+    CALL(171, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k523_matmul(A + 780160, A + 780768 + 6873088*B, A + 780768 + 5783552*B, B)); /* %523 matmul [1,32]  graphs/seg.lua:52 */
+    CALL(172, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), seg_finetune_k524_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 6873088*B, B)); /* %524 matmul [32,4096*B]  graphs/seg.lua:52 */
+    CALL(173, 0, sizeof(real)*((double)131072*B + (double)131072*B), seg_finetune_k526_col2im(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %526 col2im [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(174, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k775_fused_mul_step(A + 780768 + 5652480*B, A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %528 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(175, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 5652480*B, B)); /* %529 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(176, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %531 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(177, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780192, A + 131072)); /* %532 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(178, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 780768 + 5521408*B, A + 780768 + 5652480*B, (real *)P + 680864, B)); /* %534 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(179, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 780768 + 5783552*B, A + 780768 + 5652480*B, A + 780768 + 4571136*B, B)); /* %535 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(180, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 5783552*B, B)); /* %536 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(181, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %538 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(182, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780224, A + 131072)); /* %539 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(183, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 5521408*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %549 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(184, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 5521408*B, A + 780768 + 6877376*B, A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %553 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(185, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %556 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(186, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %558 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(187, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 0, A + 780768 + 4702208*B, B)); /* %560 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(188, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 131072, A + 0)); /* %562 reduce [32,1,64]  graphs/lib/unet.lua:16 */
+    CALL(189, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780256, A + 131072)); /* %563 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(190, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 780768 + 4571136*B, A + 780768 + 4702208*B, B)); /* %566 permute [32,B,4096]  graphs/lib/unet.lua:16 */
+    CALL(191, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), seg_finetune_k568_matmul(A + 711680, A + 780768 + 4571136*B, A + 780768, B)); /* %568 matmul [32,576]  graphs/lib/unet.lua:16 */
+    CALL(192, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), seg_finetune_k569_matmul(A + 780768, (real *)P + 662400, A + 780768 + 4571136*B, B)); /* %569 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(193, 0, sizeof(real)*((double)262144*B + (double)2359296*B), seg_finetune_k571_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %571 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(194, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k572_slice(A + 780768, A + 780768 + 4571136*B, B)); /* %572 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(195, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k573_slice(A + 780768 + 884736*B, A + 780768 + 4571136*B, B)); /* %573 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(196, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k575_sum(A + 780768 + 4571136*B, A + 780768, B)); /* %575 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(197, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k576_sum(A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %576 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(198, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 6569984*B, B)); /* %579 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(199, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4571136*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(200, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(201, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780288, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(202, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 662336, B)); /* %585 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6537216*B, B)); /* %586 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(204, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4636672*B, B)); /* %587 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(205, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %589 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(206, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780320, A + 32768)); /* %590 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(207, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4603904*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %600 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(208, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 4603904*B, A + 780768 + 6877360*B, A + 780768 + 6873088*B, A + 780768 + 6504448*B, B)); /* %604 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(209, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %607 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(210, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %609 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(211, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 0, A + 780768 + 4603904*B, B)); /* %611 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(212, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 32768, A + 0)); /* %613 reduce [32,1,32]  graphs/lib/unet.lua:16 */
+    CALL(213, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780352, A + 32768)); /* %614 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(214, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4571136*B, A + 780768 + 4603904*B, B)); /* %617 permute [32,B,1024]  graphs/lib/unet.lua:16 */
+    CALL(215, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), seg_finetune_k619_matmul(A + 684032, A + 780768 + 4571136*B, A + 780768 + 2359296*B, B)); /* %619 matmul [32,864]  graphs/lib/unet.lua:16 */
+    CALL(216, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), seg_finetune_k620_matmul(A + 780768, (real *)P + 634656, A + 780768 + 4571136*B, B)); /* %620 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(217, 0, sizeof(real)*((double)98304*B + (double)884736*B), seg_finetune_k622_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %622 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(218, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k623_slice(A + 780768 + 4669440*B, A + 780768 + 4571136*B, B)); /* %623 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(219, 0, sizeof(real)*((double)32768*B + (double)98304*B), seg_finetune_k624_slice(A + 780768 + 4734976*B, A + 780768 + 4571136*B, B)); /* %624 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
+    CALL(220, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k626_sum(A + 780768 + 4767744*B, A + 780768 + 4669440*B, B)); /* %626 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(221, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k627_sum(A + 780768 + 4800512*B, A + 780768 + 4767744*B, B)); /* %627 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4800512*B, A + 780768 + 6782976*B, B)); /* %630 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4816896*B, B)); /* %631 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %633 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779392, A + 16384)); /* %634 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(226, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, (real *)P + 634528, B)); /* %636 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(227, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 4784128*B, A + 780768 + 4816896*B, A + 780768 + 6766592*B, B)); /* %637 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4784128*B, B)); /* %638 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %640 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779456, A + 16384)); /* %641 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(231, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4767744*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %651 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(232, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 4784128*B, A + 780768 + 4767744*B, A + 780768 + 6877344*B, A + 780768 + 6873088*B, A + 780768 + 6750208*B, B)); /* %655 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(233, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4784128*B, B)); /* %658 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(234, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 4767744*B, A + 780768 + 4784128*B, A + 780768 + 6873088*B, B)); /* %660 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(235, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 0, A + 780768 + 4767744*B, B)); /* %662 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(236, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 16384, A + 0)); /* %664 reduce [64,1,16]  graphs/lib/unet.lua:16 */
+    CALL(237, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779520, A + 16384)); /* %665 reduce [64,1,1]  graphs/lib/unet.lua:16 */
+    CALL(238, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %668 permute [64,B,256]  graphs/lib/unet.lua:16 */
+    CALL(239, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), seg_finetune_k670_matmul(A + 425984, A + 780768 + 4784128*B, A + 780768 + 3244032*B, B)); /* %670 matmul [64,1728]  graphs/lib/unet.lua:16 */
+    CALL(240, (double)56623104*B, sizeof(real)*((double)442368*B + (double)110592 + (double)16384*B), seg_finetune_k671_matmul(A + 780768, (real *)P + 523872, A + 780768 + 4784128*B, B)); /* %671 matmul [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(241, 0, sizeof(real)*((double)49152*B + (double)442368*B), seg_finetune_k673_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %673 col2im [B,192,16,16]  graphs/lib/unet.lua:16 */
+    CALL(242, 0, sizeof(real)*((double)32768*B + (double)49152*B), seg_finetune_k674_slice(A + 780768 + 4767744*B, A + 780768 + 4571136*B, B)); /* %674 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
+    CALL(243, 0, sizeof(real)*((double)16384*B + (double)49152*B), seg_finetune_k675_slice(A + 780768 + 4800512*B, A + 780768 + 4571136*B, B)); /* %675 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
+    CALL(244, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k677_sum(A + 780768 + 4816896*B, A + 780768 + 4767744*B, B)); /* %677 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
+    CALL(245, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), seg_finetune_k678_sum(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %678 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
+    CALL(246, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4767744*B, A + 780768 + 6864896*B, B)); /* %681 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(247, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4816896*B, B)); /* %682 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(248, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %684 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(249, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778240, A + 544768)); /* %685 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(250, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4825088*B, A + 780768 + 4816896*B, (real *)P + 490592, B)); /* %687 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(251, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, B)); /* %688 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %689 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %691 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778368, A + 544768)); /* %692 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 6856704*B, A + 780768 + 4825088*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877328*B, A + 780768 + 6856704*B, A + 780768 + 6848512*B, B)); /* %706 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %711 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %713 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %715 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(261, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778496, A + 544768)); /* %716 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(262, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %719 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(263, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 0, A + 780768 + 4767744*B, A + 780768 + 6062080*B, B)); /* %721 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(264, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 780768 + 4571136*B, (real *)P + 343008, A + 780768 + 4767744*B, B)); /* %722 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(265, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %724 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(266, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k367_fused_mul_step(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %726 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(267, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %727 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(268, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %729 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778624, A + 544768)); /* %730 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342752, B)); /* %732 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4775936*B, A + 780768 + 4767744*B, A + 780768 + 6832128*B, B)); /* %733 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4775936*B, B)); /* %734 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %736 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778752, A + 544768)); /* %737 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 4775936*B, A + 780768 + 4825088*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %747 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877312*B, A + 780768 + 4775936*B, A + 780768 + 6823936*B, B)); /* %751 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %754 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %756 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %758 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(280, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 544768, A + 536576)); /* %760 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(281, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 778880, A + 544768)); /* %761 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(282, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %764 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), convirt_image_vjp_k407_matmul(A + 147456, A + 780768 + 4767744*B, A + 780768 + 5988352*B, B)); /* %766 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(284, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), convirt_image_vjp_k408_matmul(A + 780768 + 4571136*B, (real *)P + 195168, A + 780768 + 4767744*B, B)); /* %767 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(285, 0, sizeof(real)*((double)8192*B + (double)73728*B), convirt_image_vjp_k410_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %769 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k458_fused_mul_add_step(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 6815744*B, B)); /* %772 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(287, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4767744*B, B)); /* %773 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(288, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %775 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779008, A + 303104)); /* %776 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), convirt_image_vjp_k373_mul(A + 780768 + 4816896*B, A + 780768 + 4767744*B, (real *)P + 194912, B)); /* %778 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(291, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k374_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 6807552*B, B)); /* %779 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(292, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4825088*B, B)); /* %780 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(293, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %782 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(294, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779136, A + 303104)); /* %783 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(295, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k388_fused_scale_mul_sum_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %793 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), convirt_image_vjp_k392_fused_add_mul_mul_id(A + 780768 + 4825088*B, A + 780768 + 4816896*B, A + 780768 + 6877296*B, A + 780768 + 4767744*B, A + 780768 + 6799360*B, B)); /* %797 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), convirt_image_vjp_k395_fused_scale_sum_neg(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %800 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), convirt_image_vjp_k397_fused_add_id(A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %802 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), convirt_image_vjp_k355_sum(A + 294912, A + 780768 + 4816896*B, B)); /* %804 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(300, (double)8192, sizeof(real)*((double)1024 + (double)8192), convirt_image_vjp_k370_sum(A + 303104, A + 294912)); /* %806 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(301, (double)1024, sizeof(real)*((double)128 + (double)1024), convirt_image_vjp_k371_sum(A + 779264, A + 303104)); /* %807 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(302, 0, sizeof(real)*((double)8192*B + (double)8192*B), convirt_image_vjp_k405_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %810 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), convirt_image_vjp_k498_matmul(A + 536576, A + 780768 + 4825088*B, A + 780768 + 6172672*B, B)); /* %812 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), convirt_image_vjp_k499_matmul(A + 780768 + 5988352*B, (real *)P + 121056, A + 780768 + 4825088*B, B)); /* %813 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(305, 0, sizeof(real)*((double)16384*B + (double)36864*B), convirt_image_vjp_k501_col2im(A + 780768 + 4816896*B, A + 780768 + 5988352*B, B)); /* %815 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(306, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 780768 + 4718592*B, A + 780768 + 4800512*B, A + 780768 + 4816896*B, A + 780768 + 6733824*B, B)); /* %818 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(307, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 4718592*B, B)); /* %819 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(308, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %821 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(309, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779584, A + 626688)); /* %822 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 4718592*B, (real *)P + 120928, B)); /* %824 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6717440*B, B)); /* %825 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(312, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 6189056*B, B)); /* %826 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(313, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %828 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(314, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779648, A + 626688)); /* %829 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(315, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %839 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(316, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877280*B, A + 780768 + 6205440*B, A + 780768 + 6701056*B, B)); /* %843 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(317, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %846 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(318, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %848 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 610304, A + 780768 + 6172672*B, B)); /* %850 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 626688, A + 610304)); /* %852 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779712, A + 626688)); /* %853 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(322, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %856 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 610304, A + 780768 + 6189056*B, A + 780768 + 4980736*B, B)); /* %858 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(324, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 780768 + 4571136*B, (real *)P + 84000, A + 780768 + 6189056*B, B)); /* %859 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %861 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(326, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k503_fused_mul_step(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6684672*B, B)); /* %863 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(327, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %864 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(328, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %866 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(329, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779776, A + 663552)); /* %867 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 83872, B)); /* %869 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 4767744*B, A + 780768 + 6189056*B, A + 780768 + 6668288*B, B)); /* %870 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(332, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 4767744*B, B)); /* %871 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %873 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779840, A + 663552)); /* %874 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %884 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877264*B, A + 780768 + 6205440*B, A + 780768 + 6651904*B, B)); /* %888 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %891 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(338, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %893 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(339, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 647168, A + 780768 + 6172672*B, B)); /* %895 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(340, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 663552, A + 647168)); /* %897 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(341, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779904, A + 663552)); /* %898 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(342, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %901 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(343, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), convirt_image_vjp_k543_matmul(A + 647168, A + 780768 + 6189056*B, A + 780768 + 4833280*B, B)); /* %903 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(344, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), convirt_image_vjp_k544_matmul(A + 780768, (real *)P + 46944, A + 780768 + 6189056*B, B)); /* %904 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(345, 0, sizeof(real)*((double)16384*B + (double)147456*B), convirt_image_vjp_k546_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %906 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(346, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k594_fused_mul_add_step(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %909 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(347, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6189056*B, B)); /* %910 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %912 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 779968, A + 311296)); /* %913 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), convirt_image_vjp_k509_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46816, B)); /* %915 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k510_mul(A + 780768 + 6504448*B, A + 780768 + 6189056*B, A + 780768 + 6619136*B, B)); /* %916 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6504448*B, B)); /* %917 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %919 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(354, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 780032, A + 311296)); /* %920 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(355, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k524_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %930 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), convirt_image_vjp_k528_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877248*B, A + 780768 + 6205440*B, A + 780768 + 6602752*B, B)); /* %934 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(357, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), convirt_image_vjp_k531_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %937 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(358, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), convirt_image_vjp_k533_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %939 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(359, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), convirt_image_vjp_k504_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %941 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(360, (double)16384, sizeof(real)*((double)1024 + (double)16384), convirt_image_vjp_k506_sum(A + 311296, A + 294912)); /* %943 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(361, (double)1024, sizeof(real)*((double)64 + (double)1024), convirt_image_vjp_k507_sum(A + 780096, A + 311296)); /* %944 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(362, 0, sizeof(real)*((double)16384*B + (double)16384*B), convirt_image_vjp_k541_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %947 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(363, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), convirt_image_vjp_k634_matmul(A + 730112, A + 780768 + 6189056*B, A + 780768 + 5914624*B, B)); /* %949 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(364, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), convirt_image_vjp_k635_matmul(A + 780768 + 4571136*B, (real *)P + 28320, A + 780768 + 6189056*B, B)); /* %950 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(365, 0, sizeof(real)*((double)32768*B + (double)73728*B), convirt_image_vjp_k637_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %952 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(366, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 780768 + 4571136*B, A + 780768 + 4734976*B, A + 780768 + 6172672*B, A + 780768 + 6471680*B, B)); /* %955 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(367, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4571136*B, B)); /* %956 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(368, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %958 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780384, A + 327680)); /* %959 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4571136*B, (real *)P + 28256, B)); /* %961 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6438912*B, B)); /* %962 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %963 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %965 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(374, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780416, A + 327680)); /* %966 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(375, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %976 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4603904*B, A + 780768 + 6172672*B, A + 780768 + 6877232*B, A + 780768 + 6205440*B, A + 780768 + 6406144*B, B)); /* %980 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(377, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4603904*B, B)); /* %983 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(378, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4603904*B, A + 780768 + 6205440*B, B)); /* %985 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(379, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %987 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(380, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %989 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(381, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780448, A + 327680)); /* %990 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(382, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4603904*B, A + 780768 + 6172672*B, B)); /* %993 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(383, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 748544, A + 780768 + 4603904*B, A + 780768 + 4276224*B, B)); /* %995 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(384, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 19008, A + 780768 + 4603904*B, B)); /* %996 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(385, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %998 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(386, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k639_fused_mul_step(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6373376*B, B)); /* %1000 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(387, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4276224*B, B)); /* %1001 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1003 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780480, A + 327680)); /* %1004 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4276224*B, (real *)P + 18944, B)); /* %1006 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6340608*B, B)); /* %1007 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %1008 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1010 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780512, A + 327680)); /* %1011 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %1021 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6877216*B, A + 780768 + 6205440*B, A + 780768 + 6307840*B, B)); /* %1025 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(397, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4276224*B, B)); /* %1028 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(398, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4276224*B, A + 780768 + 6205440*B, B)); /* %1030 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(399, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %1032 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(400, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1034 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(401, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780544, A + 327680)); /* %1035 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(402, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 4276224*B, A + 780768 + 6172672*B, B)); /* %1038 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(403, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 757760, A + 780768 + 4276224*B, A + 780768 + 3981312*B, B)); /* %1040 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(404, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 9696, A + 780768 + 4276224*B, B)); /* %1041 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(405, 0, sizeof(real)*((double)32768*B + (double)294912*B), convirt_image_vjp_k682_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %1043 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(406, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k730_fused_mul_add_step(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %1046 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(407, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %1047 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1049 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780576, A + 327680)); /* %1050 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), convirt_image_vjp_k645_mul(A + 780768 + 6172672*B, A + 780768 + 4603904*B, (real *)P + 9632, B)); /* %1052 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k646_mul(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6242304*B, B)); /* %1053 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 4636672*B, B)); /* %1054 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1056 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(414, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780608, A + 327680)); /* %1057 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(415, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k660_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %1067 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), convirt_image_vjp_k664_fused_add_mul_mul_id(A + 780768 + 5521408*B, A + 780768 + 6172672*B, A + 780768 + 6877200*B, A + 780768 + 6205440*B, A + 780768 + 6209536*B, B)); /* %1071 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(417, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), convirt_image_vjp_k667_fused_scale_sum_neg(A + 780768 + 5586944*B, A + 780768 + 5521408*B, B)); /* %1074 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(418, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), convirt_image_vjp_k669_fused_add_id(A + 780768 + 5554176*B, A + 780768 + 5521408*B, A + 780768 + 5586944*B, B)); /* %1076 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), convirt_image_vjp_k640_sum(A + 294912, A + 780768 + 5554176*B, B)); /* %1078 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(420, (double)32768, sizeof(real)*((double)1024 + (double)32768), convirt_image_vjp_k642_sum(A + 327680, A + 294912)); /* %1080 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)1024, sizeof(real)*((double)32 + (double)1024), convirt_image_vjp_k643_sum(A + 780640, A + 327680)); /* %1081 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(422, 0, sizeof(real)*((double)32768*B + (double)32768*B), convirt_image_vjp_k677_permute(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %1084 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), convirt_image_vjp_k679_matmul(A + 766976, A + 780768 + 5521408*B, A + 780768 + 3686400*B, B)); /* %1086 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), convirt_image_vjp_k680_matmul(A + 780768, (real *)P + 384, A + 780768 + 5521408*B, B)); /* %1087 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(425, 0, sizeof(real)*((double)131072*B + (double)294912*B), convirt_image_vjp_k773_col2im(A + 780768 + 294912*B, A + 780768, B)); /* %1089 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(426, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), seg_finetune_k1092_fused_mul_add_step(A + 780768, A + 780768 + 884736*B, A + 780768 + 294912*B, A + 780768 + 5390336*B, B)); /* %1092 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(427, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768, B)); /* %1093 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1095 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780672, A + 776192)); /* %1096 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), convirt_image_vjp_k781_mul(A + 780768 + 131072*B, A + 780768, (real *)P + 320, B)); /* %1098 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k782_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 5259264*B, B)); /* %1099 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1100 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1102 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 780704, A + 776192)); /* %1103 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k796_fused_scale_mul_sum_mul(A + 780768 + 6172672*B, A + 780768 + 131072*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %1113 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), convirt_image_vjp_k800_fused_add_mul_mul_id(A + 780768, A + 780768 + 131072*B, A + 780768 + 6877184*B, A + 780768 + 6172672*B, A + 780768 + 5128192*B, B)); /* %1117 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), convirt_image_vjp_k803_fused_scale_sum_neg(A + 780768 + 262144*B, A + 780768, B)); /* %1120 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), convirt_image_vjp_k805_fused_add_id(A + 780768 + 131072*B, A + 780768, A + 780768 + 262144*B, B)); /* %1122 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), convirt_image_vjp_k776_sum(A + 294912, A + 780768 + 131072*B, B)); /* %1124 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)131072, sizeof(real)*((double)2048 + (double)131072), convirt_image_vjp_k778_sum(A + 776192, A + 294912)); /* %1126 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(441, (double)2048, sizeof(real)*((double)32 + (double)2048), convirt_image_vjp_k779_sum(A + 295200, A + 776192)); /* %1127 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(442, 0, sizeof(real)*((double)131072*B + (double)131072*B), convirt_image_vjp_k813_permute(A + 780768, A + 780768 + 131072*B, B)); /* %1130 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), convirt_image_vjp_k815_matmul(A + 294912, A + 780768, A + 780768 + 6135808*B, B)); /* %1132 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 780704, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
