@@ -8,12 +8,12 @@ local elementwise = require("compiler.ops.elementwise")
 
 local M = { ops = {} }
 
--- C of a reduction-free expression tree; leaf_c(t) gives the C of leaf t's element (GEMM
--- epilogues, compiler/passes/epilogue.lua)
-function M.map_expr(t, leaf_c)
-  if t.leaf then return leaf_c(t) end
+-- C of an expression tree's element-wise functions; operand_c(t) gives the C of every other node
+-- (a leaf's element, an inlined reduction). Used by fused kernels and GEMM epilogues.
+function M.map_expr(t, operand_c)
+  if not t.fn then return operand_c(t) end
   local args = {}
-  for k, a in ipairs(t.args) do args[k] = "(" .. M.map_expr(a, leaf_c) .. ")" end
+  for k, a in ipairs(t.args) do args[k] = "(" .. M.map_expr(a, operand_c) .. ")" end
   return elementwise.FNS[t.fn].c(args, t.attrs)
 end
 
@@ -40,7 +40,7 @@ M.ops.fused = {
     return loops.emit(dims, operands, function(idx)
       local pre = {}
       -- C for a tree; inside a reduction over `red` the leaves step along its axis by j<no>
-      local function gen(t, red)
+      local function gen(t, red) -- the C of node t, inside the reduction `red` when given
         if t.leaf then
           local x = t.leaf
           local i = idx[t.k + 1]
@@ -70,9 +70,7 @@ M.ops.fused = {
             size.c(size.of_dim(t.len)), r.no, acc)
           return v
         end
-        local args = {}
-        for k, a in ipairs(t.args) do args[k] = "(" .. gen(a, red) .. ")" end
-        return elementwise.FNS[t.fn].c(args, t.attrs)
+        return M.map_expr(t, function(x) return gen(x, red) end)
       end
       local value = gen(n.attrs.expr, nil)
       reduce_no = 0

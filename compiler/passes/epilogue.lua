@@ -74,16 +74,14 @@ function M.run(graph)
 
   local folded, count = {}, 0
   for _, n in ipairs(graph.schedule) do
-    if n.op == "fused" or n.op == "map" then
-      local tree = tree_of(n)
+    local tree = (n.op == "fused" or n.op == "map") and tree_of(n)
+    if tree and not has_reduce(tree) then
       local self, mm, views
       for k, x in ipairs(n.inputs) do
-        if not self then
-          mm, views = product_of(x, n)
-          if mm then self = k end
-        end
+        mm, views = product_of(x, n)
+        if mm then self = k break end
       end
-      if self and not has_reduce(tree) then
+      if self then
         -- inputs: the product's two operands, then the consumer's other leaves
         local inputs, slot = { mm.inputs[1], mm.inputs[2] }, {}
         for k, x in ipairs(n.inputs) do
