@@ -37,9 +37,13 @@ local function merge(dims, operands)
   return md, ms
 end
 
--- body(idx) returns the C statement for one element, given idx[k] = index expression of operand k
-function M.emit(dims, operands, body, indent)
+-- body(idx) returns the C statement for one element, given idx[k] = index expression of operand k.
+-- opts.work: the work per element (a monomial, e.g. the length of an inlined reduction), so the
+-- decision to run in parallel weighs the whole kernel; opts.inner_loops: the body holds loops of
+-- its own, so the outer loop is not marked simd (the inner ones are).
+function M.emit(dims, operands, body, indent, opts)
   indent = indent or "    "
+  opts = opts or {}
   local md, ms = merge(dims, operands)
   local idx = {}
   for k, op in ipairs(operands) do
@@ -56,13 +60,15 @@ function M.emit(dims, operands, body, indent)
   end
   local lines = {}
   if #md == 0 then
-    lines[1] = indent .. body(idx)
+    lines[1] = indent .. body(idx):gsub("\n", "\n" .. indent)
     return table.concat(lines, "\n")
   end
-  local total = size.mono(1)
+  local total = opts.work or size.mono(1)
   for d = 1, #md do total = size.mul(total, md[d]) end
   local par = string.format("if((long)(%s) > 32768)", size.c(total))
-  if #md == 1 then
+  if #md == 1 and opts.inner_loops then
+    lines[#lines + 1] = indent .. "#pragma omp parallel for " .. par
+  elseif #md == 1 then
     lines[#lines + 1] = indent .. "#pragma omp parallel for simd " .. par
   else
     lines[#lines + 1] = indent .. string.format("#pragma omp parallel for collapse(%d) %s", #md - 1, par)
@@ -73,7 +79,7 @@ function M.emit(dims, operands, body, indent)
       size.c(md[d]), d - 1, d == #md and "" or "")
     ind = ind .. "    "
   end
-  lines[#lines + 1] = ind .. body(idx)
+  lines[#lines + 1] = ind .. body(idx):gsub("\n", "\n" .. ind)
   return table.concat(lines, "\n")
 end
 

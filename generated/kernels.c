@@ -24,9 +24,14 @@
  *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+    #pragma omp parallel for if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_features_loss_k9_fused_rsqrt_clampmin:
@@ -69,9 +74,14 @@ void convirt_features_loss_k10_mul(real *restrict out, const real *restrict in0,
  *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_features_loss_k14_fused_rsqrt_clampmin:
@@ -154,6 +164,7 @@ void convirt_features_loss_k19_max(real *restrict out, const real *restrict in0,
     for (long o = 0; o < T; o++) {
         real a = -INFINITY;
         const real *row = in0 + o*B;
+        #pragma omp simd reduction(max:a)
         for (long j = 0; j < B; j++) if (row[j] > a) a = row[j];
         out[o] = a;
     }
@@ -188,6 +199,7 @@ void convirt_features_loss_k23_sum(real *restrict out, const real *restrict in0,
     for (long o = 0; o < T; o++) {
         real a = (real)0;
         const real *row = in0 + o*B;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < B; j++) a += row[j];
         out[o] = a;
     }
@@ -312,9 +324,14 @@ void convirt_features_loss_k35_clampmin(real *restrict out, const real *restrict
  *   %628 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
  *   ... and 12 more */
 void convirt_features_loss_k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+    #pragma omp parallel for if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1];
+            out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]);
+        }
 }
 
 /* convirt_features_loss_k43_sum:
@@ -330,6 +347,7 @@ void convirt_features_loss_k43_sum(real *restrict out, const real *restrict in0,
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
         const real *row = in0 + o*T;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < T; j++) a += row[j];
         out[o] = a;
     }
@@ -349,7 +367,12 @@ void convirt_features_loss_k43_sum(real *restrict out, const real *restrict in0,
  *   %632 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
  *   ... and 12 more */
 void convirt_features_loss_k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
+    {
+        real r1 = (real)0;
+        #pragma omp simd reduction(+:r1)
+        for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]);
+        out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B));
+    }
 }
 
 /* convirt_features_loss_k58_fill:
@@ -526,9 +549,14 @@ void convirt_features_loss_k92_matmul(real *restrict out, const real *restrict i
  *   %945 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k101_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+        }
 }
 
 /* convirt_features_loss_k105_fused_add_mul_mul_id:
@@ -566,9 +594,14 @@ void convirt_features_loss_k105_fused_add_mul_mul_id(real *restrict out, const r
  *   %958 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 4 more */
 void convirt_features_loss_k114_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+    #pragma omp parallel for if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+        }
 }
 
 /* convirt_features_loss_k118_fused_add_mul_mul_id:
@@ -693,9 +726,14 @@ void convirt_image_k13_add(real *restrict out, const real *restrict in0, const r
  *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
 void convirt_image_k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1];
+            out[i0] = (r1) * (real)6.103515625e-05;
+        }
 }
 
 /* convirt_image_k19_sub:
@@ -726,9 +764,14 @@ void convirt_image_k19_sub(real *restrict out, const real *restrict in0, const r
  *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
  *   ... and 7 more */
 void convirt_image_k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05));
+        }
 }
 
 /* convirt_image_k25_mul:
@@ -850,9 +893,14 @@ void convirt_image_k41_add(real *restrict out, const real *restrict in0, const r
  *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
 void convirt_image_k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1];
+            out[i0] = (r1) * (real)0.000244140625;
+        }
 }
 
 /* convirt_image_k47_sub:
@@ -883,9 +931,14 @@ void convirt_image_k47_sub(real *restrict out, const real *restrict in0, const r
  *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
 void convirt_image_k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05));
+        }
 }
 
 /* convirt_image_k53_mul:
@@ -1060,9 +1113,14 @@ void convirt_image_k126_add(real *restrict out, const real *restrict in0, const 
  *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
 void convirt_image_k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1];
+            out[i0] = (r1) * (real)0.00048828125;
+        }
 }
 
 /* convirt_image_k132_sub:
@@ -1093,9 +1151,14 @@ void convirt_image_k132_sub(real *restrict out, const real *restrict in0, const 
  *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 27 more */
 void convirt_image_k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05));
+        }
 }
 
 /* convirt_image_k138_mul:
@@ -1282,9 +1345,14 @@ void convirt_image_k211_add(real *restrict out, const real *restrict in0, const 
  *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
 void convirt_image_k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1];
+            out[i0] = (r1) * (real)0.0009765625;
+        }
 }
 
 /* convirt_image_k217_sub:
@@ -1315,9 +1383,14 @@ void convirt_image_k217_sub(real *restrict out, const real *restrict in0, const 
  *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
  *   ... and 24 more */
 void convirt_image_k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05));
+        }
 }
 
 /* convirt_image_k223_mul:
@@ -1699,9 +1772,14 @@ void convirt_image_vjp_k285_fused_add_add_mul(real *restrict out, const real *re
  *   %305 fused:sum_mul [B,1]   graphs/lib/model.lua:147
  *     + %304 map:mul [B,128]  graphs/lib/model.lua:147 */
 void convirt_image_vjp_k305_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_image_vjp_k306_sum:
@@ -1714,6 +1792,7 @@ void convirt_image_vjp_k306_sum(real *restrict out, const real *restrict in0, lo
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
         const real *row = in0 + o*B;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < B; j++) a += row[j];
         out[o] = a;
     }
@@ -1723,9 +1802,14 @@ void convirt_image_vjp_k306_sum(real *restrict out, const real *restrict in0, lo
  *   %309 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
  *     + %308 map:mul [B,64,128]  graphs/lib/model.lua:147 */
 void convirt_image_vjp_k309_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_image_vjp_k310_sum:
@@ -1735,6 +1819,7 @@ void convirt_image_vjp_k310_sum(real *restrict out, const real *restrict in0, lo
     for (long o = 0; o < B; o++) {
         real a = (real)0;
         const real *row = in0 + o*64;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 64; j++) a += row[j];
         out[o] = a;
     }
@@ -1986,6 +2071,7 @@ void convirt_image_vjp_k371_sum(real *restrict out, const real *restrict in0) {
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
         const real *row = in0 + o*8;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 8; j++) a += row[j];
         out[o] = a;
     }
@@ -2036,9 +2122,14 @@ void convirt_image_vjp_k374_mul(real *restrict out, const real *restrict in0, co
  *   %1124 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
 void convirt_image_vjp_k388_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625;
+        }
 }
 
 /* convirt_image_vjp_k392_fused_add_mul_mul_id:
@@ -2071,9 +2162,14 @@ void convirt_image_vjp_k392_fused_add_mul_mul_id(real *restrict out, const real 
  *   %1131 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 15 more */
 void convirt_image_vjp_k395_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]);
+            out[i0] = (r1) * (real)0.0009765625;
+        }
 }
 
 /* convirt_image_vjp_k397_fused_add_id:
@@ -2316,6 +2412,7 @@ void convirt_image_vjp_k507_sum(real *restrict out, const real *restrict in0) {
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
         const real *row = in0 + o*16;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 16; j++) a += row[j];
         out[o] = a;
     }
@@ -2366,9 +2463,14 @@ void convirt_image_vjp_k510_mul(real *restrict out, const real *restrict in0, co
  *   %1260 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
 void convirt_image_vjp_k524_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125;
+        }
 }
 
 /* convirt_image_vjp_k528_fused_add_mul_mul_id:
@@ -2401,9 +2503,14 @@ void convirt_image_vjp_k528_fused_add_mul_mul_id(real *restrict out, const real 
  *   %1267 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
 void convirt_image_vjp_k531_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]);
+            out[i0] = (r1) * (real)0.00048828125;
+        }
 }
 
 /* convirt_image_vjp_k533_fused_add_id:
@@ -2646,6 +2753,7 @@ void convirt_image_vjp_k643_sum(real *restrict out, const real *restrict in0) {
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
         const real *row = in0 + o*32;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 32; j++) a += row[j];
         out[o] = a;
     }
@@ -2696,9 +2804,14 @@ void convirt_image_vjp_k646_mul(real *restrict out, const real *restrict in0, co
  *   %1396 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
 void convirt_image_vjp_k660_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625;
+        }
 }
 
 /* convirt_image_vjp_k664_fused_add_mul_mul_id:
@@ -2731,9 +2844,14 @@ void convirt_image_vjp_k664_fused_add_mul_mul_id(real *restrict out, const real 
  *   %1403 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 17 more */
 void convirt_image_vjp_k667_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]);
+            out[i0] = (r1) * (real)0.000244140625;
+        }
 }
 
 /* convirt_image_vjp_k669_fused_add_id:
@@ -2952,6 +3070,7 @@ void convirt_image_vjp_k779_sum(real *restrict out, const real *restrict in0) {
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
         const real *row = in0 + o*64;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 64; j++) a += row[j];
         out[o] = a;
     }
@@ -3002,9 +3121,14 @@ void convirt_image_vjp_k782_mul(real *restrict out, const real *restrict in0, co
  *   %1829 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
 void convirt_image_vjp_k796_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05;
+        }
 }
 
 /* convirt_image_vjp_k800_fused_add_mul_mul_id:
@@ -3037,9 +3161,14 @@ void convirt_image_vjp_k800_fused_add_mul_mul_id(real *restrict out, const real 
  *   %1836 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
 void convirt_image_vjp_k803_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]);
+            out[i0] = (r1) * (real)6.103515625e-05;
+        }
 }
 
 /* convirt_image_vjp_k805_fused_add_id:
@@ -3127,9 +3256,14 @@ void convirt_k308_add(real *restrict out, const real *restrict in0, const real *
  *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 29 more */
 void convirt_k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1];
+            out[i0] = (r1) * (real)0.0078125;
+        }
 }
 
 /* convirt_k313_sub:
@@ -3160,9 +3294,14 @@ void convirt_k313_sub(real *restrict out, const real *restrict in0, const real *
  *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
  *   ... and 29 more */
 void convirt_k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05));
+        }
 }
 
 /* convirt_k319_mul:
@@ -3299,6 +3438,7 @@ void convirt_k354_max(real *restrict out, const real *restrict in0, long T) {
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
         const real *row = in0 + o*40;
+        #pragma omp simd reduction(max:a)
         for (long j = 0; j < 40; j++) if (row[j] > a) a = row[j];
         out[o] = a;
     }
@@ -3349,6 +3489,7 @@ void convirt_k359_sum(real *restrict out, const real *restrict in0, long T) {
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
         const real *row = in0 + o*40;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 40; j++) a += row[j];
         out[o] = a;
     }
@@ -3709,9 +3850,14 @@ void convirt_k693_mul(real *restrict out, const real *restrict in0, const real *
  *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
 void convirt_k705_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125;
+        }
 }
 
 /* convirt_k709_fused_add_mul_mul_id:
@@ -3744,9 +3890,14 @@ void convirt_k709_fused_add_mul_mul_id(real *restrict out, const real *restrict 
  *   %313 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 24 more */
 void convirt_k712_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    #pragma omp parallel for if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]);
+            out[i0] = (r1) * (real)0.0078125;
+        }
 }
 
 /* convirt_k714_fused_add_id:
@@ -3980,9 +4131,14 @@ void convirt_k773_matmul_div(real *restrict out, const real *restrict in0, const
  *   %1135 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 6 more */
 void convirt_k778_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
+    #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1]));
+            out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+        }
 }
 
 /* convirt_k794_fused_scale_mul_mul_mul:
@@ -4068,9 +4224,14 @@ void convirt_k1008_id(real *restrict out, const real *restrict in0, long B) {
  *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
  *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21 */
 void convirt_score_k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+    #pragma omp parallel for if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13));
+        }
 }
 
 /* convirt_score_k14_fused_rsqrt_clampmin_sum_square:
@@ -4083,9 +4244,14 @@ void convirt_score_k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const 
  *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
  *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21 */
 void convirt_score_k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13));
+        }
 }
 
 /* convirt_text_k19_fused_add_mul_mul:
@@ -4121,9 +4287,14 @@ void convirt_text_k56_fused_mul_exp_sub(real *restrict out, const real *restrict
  *     + %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
  *   %148 fused:clampmin_sum [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
 void convirt_text_k58_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
+    #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += in0[i0*40 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 40; j1++) r1 += in0[i0*40 + j1*1];
+            out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30;
+        }
 }
 
 /* convirt_text_k89_matmul_gelu_add:
@@ -4189,18 +4360,28 @@ void convirt_text_k212_matmul_add(real *restrict out, const real *restrict in0, 
  *   %216 fused:sum_mul [T,1]   graphs/lib/model.lua:157
  *     + %215 map:mul [T,128]  graphs/lib/model.lua:157 */
 void convirt_text_vjp_k216_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+    #pragma omp parallel for if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_text_vjp_k220_fused_sum_mul:
  *   %220 fused:sum_mul [T,39,1]   graphs/lib/model.lua:157
  *     + %219 map:mul [T,39,128]  graphs/lib/model.lua:157 */
 void convirt_text_vjp_k220_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* convirt_text_vjp_k221_sum:
@@ -4213,6 +4394,7 @@ void convirt_text_vjp_k221_sum(real *restrict out, const real *restrict in0, lon
     for (long o = 0; o < T; o++) {
         real a = (real)0;
         const real *row = in0 + o*39;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 39; j++) a += row[j];
         out[o] = a;
     }
@@ -4362,9 +4544,14 @@ void convirt_text_vjp_k288_add(real *restrict out, const real *restrict in0, con
  *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* gloria_features_loss_k51_fused_rsqrt_clampmin:
@@ -4407,9 +4594,14 @@ void gloria_features_loss_k52_mul(real *restrict out, const real *restrict in0, 
  *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* gloria_features_loss_k58_fused_rsqrt_clampmin:
@@ -4485,6 +4677,7 @@ void gloria_features_loss_k62_max(real *restrict out, const real *restrict in0, 
     for (long o = 0; o < 39*B*T; o++) {
         real a = -INFINITY;
         const real *row = in0 + o*64;
+        #pragma omp simd reduction(max:a)
         for (long j = 0; j < 64; j++) if (row[j] > a) a = row[j];
         out[o] = a;
     }
@@ -4519,6 +4712,7 @@ void gloria_features_loss_k66_sum(real *restrict out, const real *restrict in0, 
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
         const real *row = in0 + o*64;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 64; j++) a += row[j];
         out[o] = a;
     }
@@ -4571,9 +4765,14 @@ void gloria_features_loss_k68_matmul(real *restrict out, const real *restrict in
  *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* gloria_features_loss_k72_fused_rsqrt_clampmin:
@@ -4630,11 +4829,16 @@ void gloria_features_loss_k81_fused_scale_addc_neg(real *restrict out, const rea
  *     + %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *   %591 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49 */
 void gloria_features_loss_k82_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]);
+                    out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]);
+                }
 }
 
 /* gloria_features_loss_k83_max:
@@ -4650,6 +4854,7 @@ void gloria_features_loss_k83_max(real *restrict out, const real *restrict in0, 
     for (long o = 0; o < B*T; o++) {
         real a = -INFINITY;
         const real *row = in0 + o*39;
+        #pragma omp simd reduction(max:a)
         for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
         out[o] = a;
     }
@@ -4698,6 +4903,7 @@ void gloria_features_loss_k88_sum(real *restrict out, const real *restrict in0, 
     for (long o = 0; o < B*T; o++) {
         real a = (real)0;
         const real *row = in0 + o*39;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 39; j++) a += row[j];
         out[o] = a;
     }
@@ -4908,9 +5114,14 @@ void gloria_features_loss_k203_sum(real *restrict out, const real *restrict in0,
  *   %811 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 void gloria_features_loss_k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+        }
 }
 
 /* gloria_features_loss_k216_fused_add_mul_mul_id:
@@ -5019,9 +5230,14 @@ void gloria_features_loss_k220_matmul_div(real *restrict out, const real *restri
  *   %822 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
  *   ... and 2 more */
 void gloria_features_loss_k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1]));
+            out[i0] = r1;
+        }
 }
 
 /* gloria_features_loss_k229_fused_scale_mul_add_id:
@@ -5094,9 +5310,14 @@ void gloria_features_loss_k234_add(real *restrict out, const real *restrict in0,
  *   %843 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
  *   ... and 2 more */
 void gloria_features_loss_k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+        }
 }
 
 /* gloria_features_loss_k248_fused_add_add_mul_mul:
@@ -5135,9 +5356,14 @@ void gloria_features_loss_k248_fused_add_add_mul_mul(real *restrict out, const r
  *   %858 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
  *   ... and 2 more */
 void gloria_features_loss_k259_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]);
+            out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0);
+        }
 }
 
 /* gloria_features_loss_k263_fused_add_mul_mul_id:
@@ -5187,9 +5413,14 @@ void gloria_features_loss_k295_fused_scale_add_add_add(real *restrict out, const
  *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7
  *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7 */
 void gloria_score_k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13));
+        }
 }
 
 /* gloria_score_k28_fused_rsqrt_clampmin_sum_square:
@@ -5201,9 +5432,14 @@ void gloria_score_k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const 
  *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9
  *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9 */
 void gloria_score_k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
+    #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13));
+        }
 }
 
 /* gloria_score_k42_fused_rsqrt_clampmin_sum_square:
@@ -5215,9 +5451,14 @@ void gloria_score_k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const 
  *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12
  *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12 */
 void gloria_score_k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]);
+            out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13));
+        }
 }
 
 /* gloria_score_k52_fused_add_mul_scale_sum:
@@ -5228,11 +5469,16 @@ void gloria_score_k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const 
  *     + %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
  *     + %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
 void gloria_score_k52_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * ((in1[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in2[i0*39*B + i1*39 + i2])); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * ((in1[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in2[i0*39*B + i1*39 + i2]));
+                    out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]);
+                }
 }
 
 /* gloria_score_k57_fused_mul_exp_sub:
@@ -5317,6 +5563,7 @@ void reclf_noirm_features_loss_k94_max(real *restrict out, const real *restrict 
     for (long o = 0; o < 39*T; o++) {
         real a = -INFINITY;
         const real *row = in0 + o*39;
+        #pragma omp simd reduction(max:a)
         for (long j = 0; j < 39; j++) if (row[j] > a) a = row[j];
         out[o] = a;
     }
@@ -5358,6 +5605,7 @@ void reclf_noirm_features_loss_k99_sum(real *restrict out, const real *restrict 
     for (long o = 0; o < 39*T; o++) {
         real a = (real)0;
         const real *row = in0 + o*39;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 39; j++) a += row[j];
         out[o] = a;
     }
@@ -5422,6 +5670,7 @@ void reclf_noirm_features_loss_k170_sum(real *restrict out, const real *restrict
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
         const real *row = in0 + o*128;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 128; j++) a += row[j];
         out[o] = a;
     }
@@ -5447,9 +5696,14 @@ void reclf_noirm_features_loss_k173_matmul(real *restrict out, const real *restr
  *   %759 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
  *   %127 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_noirm_features_loss_k176_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]);
+            out[i0] = r1;
+        }
 }
 
 /* reclf_noirm_features_loss_k177_matmul:
@@ -5481,11 +5735,16 @@ void reclf_noirm_features_loss_k177_matmul(real *restrict out, const real *restr
  *   %625 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
  *   %86 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41 */
 void reclf_noirm_features_loss_k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1];
+                    out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2]));
+                }
 }
 
 /* reclf_noirm_features_loss_k223_fused_mul_id:
@@ -5655,9 +5914,14 @@ void reclf_noirm_features_loss_k244_fused_add_mul_id(real *restrict out, const r
  *   %338 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
  *   %901 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12 */
 void reclf_noirm_features_loss_k251_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1]));
+            out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+        }
 }
 
 /* reclf_noirm_features_loss_k264_fused_scale_mul_mul_mul:
@@ -5776,9 +6040,14 @@ void reclf_noirm_score_k68_fused_mul_exp_sub(real *restrict out, const real *res
  *     + %69 reduce [T,39,1]  graphs/lib/srm.lua:12
  *   %70 fused:clampmin_sum [T,39,1]   graphs/lib/srm.lua:12 */
 void reclf_noirm_score_k70_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += in0[i0*39 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 39; j1++) r1 += in0[i0*39 + j1*1];
+            out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30;
+        }
 }
 
 /* reclf_nosrm_features_loss_k75_sum:
@@ -5789,6 +6058,7 @@ void reclf_nosrm_features_loss_k75_sum(real *restrict out, const real *restrict 
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
         const real *row = in0 + o*128;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 128; j++) a += row[j];
         out[o] = a;
     }
@@ -5815,11 +6085,16 @@ void reclf_nosrm_features_loss_k155_matmul(real *restrict out, const real *restr
  *   %601 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
  *   %62 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_nosrm_features_loss_k92_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]);
+                    out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]);
+                }
 }
 
 /* reclf_nosrm_features_loss_k100_div:
@@ -5987,9 +6262,14 @@ void reclf_nosrm_features_loss_k360_matmul_add_add_mul_mul(real *restrict out, c
  *   %71 fused:mul_sum [T,B,39,1]   graphs/lib/irm.lua:12
  *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
 void reclf_nosrm_score_k71_fused_mul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*128 + j1*1]; out[i0] = (in0[i0]) * (r1); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*128 + j1*1];
+            out[i0] = (in0[i0]) * (r1);
+        }
 }
 
 /* reclf_features_loss_k211_fused_sum_mul:
@@ -5998,10 +6278,15 @@ void reclf_nosrm_score_k71_fused_mul_sum(real *restrict out, const real *restric
  *   %774 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
  *   %142 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10 */
 void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39*B; i1++)
-            { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1] = r1; }
+            {
+                real r1 = (real)0;
+                #pragma omp simd reduction(+:r1)
+                for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*128 + j1*1]) * (in1[i0*128 + j1*1]);
+                out[i0*39*B + i1] = r1;
+            }
 }
 
 /* reclf_features_loss_k127_fused_add_mul_scale_add:
@@ -6014,11 +6299,16 @@ void reclf_features_loss_k211_fused_sum_mul(real *restrict out, const real *rest
  *   %636 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
  *   %97 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11 */
 void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = ((((r1) + (in2[i0*39*B + i1*39 + i2])) * (real)0.088388347648318433) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
+                {
+                    real r1 = (real)0;
+                    #pragma omp simd reduction(+:r1)
+                    for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]);
+                    out[i0*39*B + i1*39 + i2] = ((((r1) + (in2[i0*39*B + i1*39 + i2])) * (real)0.088388347648318433) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]);
+                }
 }
 
 /* reclf_features_loss_k198_fused_add_sum:
@@ -6026,9 +6316,14 @@ void reclf_features_loss_k127_fused_add_mul_scale_add(real *restrict out, const 
  *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
  *   %761 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33 */
 void reclf_features_loss_k198_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) + (in1[i0]); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1];
+            out[i0] = (r1) + (in1[i0]);
+        }
 }
 
 /* reclf_features_loss_k301_add:
@@ -6123,9 +6418,14 @@ void reclf_features_loss_k324_matmul_add(real *restrict out, const real *restric
  *     + %129 map:add [T,B,39,1]  graphs/lib/model.lua:33
  *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
 void reclf_score_k106_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*128 + j1*1]; out[i0] = (in0[i0]) * ((r1) + (in2[i0])); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*128 + j1*1];
+            out[i0] = (in0[i0]) * ((r1) + (in2[i0]));
+        }
 }
 
 /* seg_finetune_k304_id:
@@ -6507,7 +6807,12 @@ void seg_finetune_k422_sum(real *restrict out, const real *restrict in0) {
  *     + %423 map:scale [1,1,1,64]  graphs/lib/unet.lua:31
  *   %429 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31 */
 void seg_finetune_k425_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
-    { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625; out[0] = (r1) * (real)0.015625; }
+    {
+        real r1 = (real)0;
+        #pragma omp simd reduction(+:r1)
+        for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625;
+        out[0] = (r1) * (real)0.015625;
+    }
 }
 
 /* seg_finetune_k426_sigmoid:
@@ -6526,9 +6831,17 @@ void seg_finetune_k426_sigmoid(real *restrict out, const real *restrict in0, lon
  *     + %434 reduce [B,1]  graphs/lib/unet.lua:35
  *   %440 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35 */
 void seg_finetune_k436_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; real r2 = (real)0; for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1]; out[i0] = ((r1) + (r2)) + (real)1; }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1];
+            real r2 = (real)0;
+            #pragma omp simd reduction(+:r2)
+            for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1];
+            out[i0] = ((r1) + (r2)) + (real)1;
+        }
 }
 
 /* seg_finetune_k437_fused_div_addc_scale_sum:
@@ -6539,9 +6852,14 @@ void seg_finetune_k436_fused_addc_add_sum_sum(real *restrict out, const real *re
  *     + %429 map:mul [B,4096]  graphs/lib/unet.lua:34
  *   %441 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35 */
 void seg_finetune_k437_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
+    #pragma omp parallel for if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]); }
+        {
+            real r1 = (real)0;
+            #pragma omp simd reduction(+:r1)
+            for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]);
+            out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]);
+        }
 }
 
 /* seg_finetune_k441_fused_addc_neg_scale:
@@ -6674,6 +6992,7 @@ void seg_finetune_k518_sum(real *restrict out, const real *restrict in0) {
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
         const real *row = in0 + o*64;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 64; j++) a += row[j];
         out[o] = a;
     }
@@ -6811,6 +7130,7 @@ void seg_finetune_k576_sum(real *restrict out, const real *restrict in0, long B)
     for (long o = 0; o < 32768*B; o++) {
         real a = (real)0;
         const real *row = in0 + o*2;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 2; j++) a += row[j];
         out[o] = a;
     }
@@ -6905,6 +7225,7 @@ void seg_finetune_k627_sum(real *restrict out, const real *restrict in0, long B)
     for (long o = 0; o < 16384*B; o++) {
         real a = (real)0;
         const real *row = in0 + o*2;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 2; j++) a += row[j];
         out[o] = a;
     }
@@ -6994,6 +7315,7 @@ void seg_finetune_k678_sum(real *restrict out, const real *restrict in0, long B)
     for (long o = 0; o < 8192*B; o++) {
         real a = (real)0;
         const real *row = in0 + o*2;
+        #pragma omp simd reduction(+:a)
         for (long j = 0; j < 2; j++) a += row[j];
         out[o] = a;
     }

@@ -36,6 +36,18 @@ M.ops.fused = {
       end
       operands[k + 1] = { strides = st }
     end
+    -- an inlined reduction makes each output element cost its length: weigh that in the decision
+    -- to go parallel, and keep simd for the reduction loops
+    local work
+    local function find_reductions(t)
+      if t.reduce then
+        local len = size.of_dim(t.len)
+        if not work or (size.is_const(len) and size.is_const(work) and len.c > work.c) then work = len end
+      end
+      for _, a in ipairs(t.args or {}) do find_reductions(a) end
+      if t.arg then find_reductions(t.arg) end
+    end
+    find_reductions(n.attrs.expr)
     local reduce_no = 0
     return loops.emit(dims, operands, function(idx)
       local pre = {}
@@ -66,8 +78,10 @@ M.ops.fused = {
           local init = t.reduce == "sum" and "(real)0" or "-INFINITY"
           local acc = t.reduce == "sum" and string.format("%s += %s;", v, body)
             or string.format("{ real e_ = %s; if (e_ > %s) %s = e_; }", body, v, v)
-          pre[#pre + 1] = string.format("real %s = %s; for (long j%d = 0; j%d < %s; j%d++) %s", v, init, r.no, r.no,
-            size.c(size.of_dim(t.len)), r.no, acc)
+          -- `omp simd reduction` lets the compiler keep one partial result per vector lane (no
+          -- -ffast-math needed): the sum's order is fixed by the build, not by the thread count
+          pre[#pre + 1] = string.format("real %s = %s;\n#pragma omp simd reduction(%s:%s)\nfor (long j%d = 0; j%d < %s; j%d++) %s",
+            v, init, t.reduce == "sum" and "+" or "max", v, r.no, r.no, size.c(size.of_dim(t.len)), r.no, acc)
           return v
         end
         return M.map_expr(t, function(x) return gen(x, red) end)
@@ -76,8 +90,8 @@ M.ops.fused = {
       reduce_no = 0
       local stmt = string.format("%s[%s] = %s;", names.out, idx[1], value)
       if #pre == 0 then return stmt end
-      return "{ " .. table.concat(pre, " ") .. " " .. stmt .. " }"
-    end)
+      return "{\n    " .. table.concat(pre, "\n"):gsub("\n", "\n    ") .. "\n    " .. stmt .. "\n}"
+    end, nil, { work = work, inner_loops = work ~= nil })
   end,
 }
 

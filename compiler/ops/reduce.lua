@@ -42,6 +42,8 @@ M.ops.reduce = {
         string.format("    for (long o = 0; o < %s; o++) {", O),
         string.format("        real a = %s;", init),
         string.format("        const real *row = %s + o*%s;", x, L),
+        -- one partial result per vector lane; the order is fixed by the build, not the threads
+        string.format("        #pragma omp simd reduction(%s:a)", n.attrs.kind == "sum" and "+" or "max"),
         string.format("        for (long j = 0; j < %s; j++) %s", L, acc("a", "row[j]")),
         string.format("        %s[o] = a;", y),
         "    }" }, "\n")

@@ -62,6 +62,21 @@ function T.norm_epilogue_inlines_its_reduction(t)
   t.eq(#k, 1, table.concat(k, " "))
 end
 
+-- a fused reduction's loop may keep one partial result per vector lane (without it the sum is a
+-- chain of dependent adds), and the kernel goes parallel on its whole work, not on its outputs:
+-- a [B, 8] output of rows of 16384 must not run on one thread
+function T.fused_reductions_vectorise_and_weigh_their_length(t)
+  local g = t.compile_optimized(function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 8, 16384 })
+    g.output("r", g.rsqrt(g.mean(g.square(x), -1) + 1e-5))
+  end, "fuse_simd")
+  local c = require("compiler.emit_c").emit(g)
+  t.contains(c, "#pragma omp simd reduction(+:r1)")
+  t.contains(c, "#pragma omp parallel for if((long)(131072*B) > 32768)")
+  t.ok(not c:find("parallel for simd if%(%(long%)%(8%*B%)"), "the outer loop of a kernel with a reduction loop is not simd")
+end
+
 function T.reductions_across_rows_keep_their_kernel(t)
   local g = t.compile_optimized(function(g)
     local B = g.dim("B")
